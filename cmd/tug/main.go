@@ -1,0 +1,69 @@
+// Command tug validates, bootstraps, promotes and verifies Argo CD GitOps
+// repositories. This package only wires flags to the library packages under
+// internal/.
+package main
+
+import (
+	"errors"
+	"fmt"
+	"os"
+
+	"github.com/spf13/cobra"
+)
+
+// Exit codes shared by every command.
+const (
+	exitOK      = 0
+	exitFailure = 1 // findings, or the operation failed
+	exitUsage   = 2 // misuse: bad flags or arguments
+)
+
+// errFindings marks a command that ran fine but found problems (exit 1, no extra message).
+var errFindings = errors.New("findings")
+
+// usageError wraps misuse so main exits 2.
+type usageError struct{ err error }
+
+func (e usageError) Error() string { return e.err.Error() }
+func (e usageError) Unwrap() error { return e.err }
+
+func main() {
+	os.Exit(run(os.Args[1:]))
+}
+
+func run(args []string) int {
+	root := newRootCmd()
+	root.SetArgs(args)
+	err := root.Execute()
+	switch {
+	case err == nil:
+		return exitOK
+	case errors.Is(err, errFindings):
+		return exitFailure
+	case errors.As(err, new(usageError)):
+		fmt.Fprintln(os.Stderr, "Error:", err)
+		return exitUsage
+	default:
+		fmt.Fprintln(os.Stderr, "Error:", err)
+		return exitFailure
+	}
+}
+
+func newRootCmd() *cobra.Command {
+	root := &cobra.Command{
+		Use:   "tug",
+		Short: "Validate, bootstrap, promote and verify Argo CD GitOps repositories",
+		Long: `tug is a CLI for people who run Argo CD.
+
+It validates a GitOps repository offline before merge, bootstraps Argo CD
+securely onto a cluster, promotes a release from dev to prod by pull request,
+waits until applications are Synced and Healthy at a commit, and proves
+self-heal by causing drift. "tug lab up" runs a real Kubernetes control plane
+and Argo CD as local processes, with no container engine.`,
+		SilenceUsage:  true,
+		SilenceErrors: true,
+	}
+	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
+	root.AddCommand(newVersionCmd())
+	return root
+}
