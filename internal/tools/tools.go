@@ -1,0 +1,284 @@
+// Package tools builds the lab's third-party programs — Kubernetes, Argo CD,
+// Helm, kine, kwok and Gitea — from the Go modules pinned under lab/tools,
+// once, into a cache directory, and finds them again on later runs.
+//
+// Each program is a `tool` dependency of a small module of its own, because
+// their pinned Kubernetes libraries conflict (see lab/tools/README.md). A
+// binary is cached under a key made of its module's go.mod and go.sum, the
+// package, the build flags and the Go version, so changing a pin rebuilds it
+// and nothing else does.
+package tools
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+)
+
+// Tool names one program the lab runs.
+type Tool string
+
+// The programs tug builds.
+const (
+	KubeAPIServer         Tool = "kube-apiserver"
+	KubeControllerManager Tool = "kube-controller-manager"
+	KubeScheduler         Tool = "kube-scheduler"
+	Kine                  Tool = "kine"
+	Kwok                  Tool = "kwok"
+	ArgoCD                Tool = "argocd"
+	Helm                  Tool = "helm"
+	Gitea                 Tool = "gitea"
+)
+
+// All lists every tool, in the order a lab needs them.
+var All = []Tool{Kine, KubeAPIServer, KubeControllerManager, KubeScheduler, Kwok, ArgoCD, Helm, Gitea}
+
+type recipe struct {
+	module  string // folder under lab/tools
+	pkg     string // package to build
+	ldflags string // extra -ldflags
+	tags    string // build tags
+	cgo     bool   // needs CGO_ENABLED=1
+}
+
+const kubeVersionFlags = "-X k8s.io/component-base/version.gitVersion=v1.34.4 -X k8s.io/component-base/version.gitMajor=1 -X k8s.io/component-base/version.gitMinor=34 " +
+	"-X k8s.io/client-go/pkg/version.gitVersion=v1.34.4 -X k8s.io/client-go/pkg/version.gitMajor=1 -X k8s.io/client-go/pkg/version.gitMinor=34"
+
+var recipes = map[Tool]recipe{
+	KubeAPIServer:         {module: "kube", pkg: "k8s.io/kubernetes/cmd/kube-apiserver", ldflags: kubeVersionFlags},
+	KubeControllerManager: {module: "kube", pkg: "k8s.io/kubernetes/cmd/kube-controller-manager", ldflags: kubeVersionFlags},
+	KubeScheduler:         {module: "kube", pkg: "k8s.io/kubernetes/cmd/kube-scheduler", ldflags: kubeVersionFlags},
+	Kine:                  {module: "kine", pkg: "github.com/k3s-io/kine"},
+	Kwok:                  {module: "kine", pkg: "sigs.k8s.io/kwok/cmd/kwok"},
+	ArgoCD:                {module: "argocd", pkg: "github.com/argoproj/argo-cd/v3/cmd"},
+	Helm:                  {module: "argocd", pkg: "helm.sh/helm/v3/cmd/helm"},
+	Gitea:                 {module: "gitea", pkg: "code.gitea.io/gitea", tags: "sqlite sqlite_unlock_notify", cgo: true},
+}
+
+// Builder finds or builds tool binaries.
+type Builder struct {
+	// ModulesDir is the folder holding one tool module per subfolder (lab/tools in the repo).
+	ModulesDir string
+	// CacheDir receives the binaries (default: the user cache dir + /tug/bin).
+	CacheDir string
+	// Log receives progress: what is built and how long it took.
+	Log *slog.Logger
+
+	mu sync.Mutex
+}
+
+// DefaultCacheDir is $XDG_CACHE_HOME/tug/bin (or ~/.cache/tug/bin).
+func DefaultCacheDir() string {
+	if d := os.Getenv("TUG_BIN_CACHE"); d != "" {
+		return d
+	}
+	dir, err := os.UserCacheDir()
+	if err != nil {
+		dir = os.TempDir()
+	}
+	return filepath.Join(dir, "tug", "bin")
+}
+
+// FindModulesDir walks up from start to the folder holding lab/tools.
+func FindModulesDir(start string) (string, error) {
+	dir, err := filepath.Abs(start)
+	if err != nil {
+		return "", err
+	}
+	for {
+		cand := filepath.Join(dir, "lab", "tools")
+		if st, err := os.Stat(filepath.Join(cand, "kube", "go.mod")); err == nil && !st.IsDir() {
+			return cand, nil
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			return "", fmt.Errorf("no lab/tools folder above %s: run tug from a clone of the tug repository, or pass --repo", start)
+		}
+		dir = parent
+	}
+}
+
+// Path returns where t's binary is cached, whether or not it exists yet.
+func (b *Builder) Path(t Tool) (string, error) {
+	r, ok := recipes[t]
+	if !ok {
+		return "", fmt.Errorf("unknown tool %q", t)
+	}
+	key, err := b.key(r)
+	if err != nil {
+		return "", err
+	}
+	cache := b.CacheDir
+	if cache == "" {
+		cache = DefaultCacheDir()
+	}
+	return filepath.Join(cache, string(t)+"-"+key, string(t)), nil
+}
+
+// Ensure returns the path of t's binary, building it first if it is not cached.
+func (b *Builder) Ensure(ctx context.Context, t Tool) (string, error) {
+	path, err := b.Path(t)
+	if err != nil {
+		return "", err
+	}
+	if _, err := os.Stat(path); err == nil {
+		return path, nil
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	// Other processes (parallel test binaries, a second tug) may be building
+	// the same binary: take a file lock, then look again.
+	unlock, err := lockFile(path + ".lock")
+	if err != nil {
+		return "", err
+	}
+	defer unlock()
+	if _, err := os.Stat(path); err == nil {
+		return path, nil
+	}
+	return path, b.build(ctx, t, path)
+}
+
+// EnsureAll builds every tool that is missing, one after another (the go
+// command already uses every core for one build).
+func (b *Builder) EnsureAll(ctx context.Context, ts ...Tool) (map[Tool]string, error) {
+	if len(ts) == 0 {
+		ts = All
+	}
+	paths := make(map[Tool]string, len(ts))
+	for _, t := range ts {
+		p, err := b.Ensure(ctx, t)
+		if err != nil {
+			return nil, err
+		}
+		paths[t] = p
+	}
+	return paths, nil
+}
+
+func lockFile(name string) (func(), error) {
+	if err := os.MkdirAll(filepath.Dir(name), 0o755); err != nil {
+		return nil, err
+	}
+	f, err := os.OpenFile(name, os.O_CREATE|os.O_RDWR, 0o644)
+	if err != nil {
+		return nil, err
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("lock %s: %w", name, err)
+	}
+	return func() { syscall.Flock(int(f.Fd()), syscall.LOCK_UN); f.Close() }, nil
+}
+
+func (b *Builder) build(ctx context.Context, t Tool, path string) error {
+	r := recipes[t]
+	log := b.logger()
+	log.Info("building", "tool", t, "package", r.pkg, "note", "first run only; cached afterwards")
+	start := time.Now()
+	tmp := path + ".tmp"
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return err
+	}
+	args := []string{"build", "-o", tmp}
+	if r.ldflags != "" {
+		args = append(args, "-ldflags", r.ldflags)
+	}
+	if r.tags != "" {
+		args = append(args, "-tags", r.tags)
+	}
+	args = append(args, r.pkg)
+	cmd := exec.CommandContext(ctx, "go", args...)
+	cmd.Dir = filepath.Join(b.ModulesDir, r.module)
+	cmd.Env = os.Environ()
+	if r.cgo {
+		cmd.Env = append(cmd.Env, "CGO_ENABLED=1")
+	}
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Run(); err != nil {
+		os.Remove(tmp)
+		return fmt.Errorf("build %s (go %s in %s): %w\n%s", t, strings.Join(args, " "), cmd.Dir, err, tail(out.Bytes(), 40))
+	}
+	// Rename last, so an interrupted build never leaves a half-written binary behind.
+	if err := os.Rename(tmp, path); err != nil {
+		return err
+	}
+	log.Info("built", "tool", t, "took", time.Since(start).Round(time.Second))
+	return nil
+}
+
+func (b *Builder) key(r recipe) (string, error) {
+	h := sha256.New()
+	for _, f := range []string{"go.mod", "go.sum"} {
+		data, err := os.ReadFile(filepath.Join(b.ModulesDir, r.module, f))
+		if err != nil {
+			if errors.Is(err, os.ErrNotExist) && f == "go.sum" {
+				continue
+			}
+			return "", fmt.Errorf("tool module %s: %w", r.module, err)
+		}
+		h.Write(data)
+	}
+	fmt.Fprintf(h, "%s|%s|%s|%v|%s|%s/%s", r.pkg, r.ldflags, r.tags, r.cgo, runtime.Version(), runtime.GOOS, runtime.GOARCH)
+	return hex.EncodeToString(h.Sum(nil))[:12], nil
+}
+
+func (b *Builder) logger() *slog.Logger {
+	if b.Log != nil {
+		return b.Log
+	}
+	return slog.New(slog.NewTextHandler(io.Discard, nil))
+}
+
+func tail(b []byte, n int) string {
+	lines := strings.Split(strings.TrimRight(string(b), "\n"), "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, "\n")
+}
+
+// Ensure is a convenience for tests and commands run inside the repository:
+// it finds lab/tools above the working directory and builds t into the
+// default cache.
+func Ensure(ctx context.Context, t Tool) (string, error) {
+	wd, err := os.Getwd()
+	if err != nil {
+		return "", err
+	}
+	dir, err := FindModulesDir(wd)
+	if err != nil {
+		return "", err
+	}
+	return defaultBuilder(dir).Ensure(ctx, t)
+}
+
+var (
+	defaultMu       sync.Mutex
+	defaultBuilders = map[string]*Builder{}
+)
+
+func defaultBuilder(dir string) *Builder {
+	defaultMu.Lock()
+	defer defaultMu.Unlock()
+	if b, ok := defaultBuilders[dir]; ok {
+		return b
+	}
+	b := &Builder{ModulesDir: dir, Log: slog.Default()}
+	defaultBuilders[dir] = b
+	return b
+}
