@@ -1,0 +1,203 @@
+package giteaserver
+
+import (
+	"crypto/rand"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"os/user"
+	"path/filepath"
+	"strings"
+)
+
+// secrets are Gitea's server-side keys. They are generated once per state
+// directory and reused, because Gitea otherwise invents new ones and writes
+// them back into app.ini, and the app.ini is rewritten on every start (the
+// port may change).
+type secrets struct {
+	SecretKey     string `json:"secretKey"`
+	InternalToken string `json:"internalToken"`
+	JWTSecret     string `json:"jwtSecret"`
+	LFSJWTSecret  string `json:"lfsJwtSecret"`
+}
+
+func loadOrCreateSecrets(path string) (secrets, error) {
+	var s secrets
+	data, err := os.ReadFile(path)
+	switch {
+	case err == nil:
+		if err := json.Unmarshal(data, &s); err != nil {
+			return s, fmt.Errorf("%s is corrupt (%v); delete the state directory to start over", path, err)
+		}
+		return s, nil
+	case !errors.Is(err, fs.ErrNotExist):
+		return s, err
+	}
+	s = secrets{
+		SecretKey:     randomString(48),
+		InternalToken: randomString(48),
+		JWTSecret:     jwtSecret(),
+		LFSJWTSecret:  jwtSecret(),
+	}
+	data, err = json.Marshal(s)
+	if err != nil {
+		return s, err
+	}
+	return s, writeFileAtomic(path, data, 0o600)
+}
+
+// randomString returns n URL-safe characters from crypto/rand.
+func randomString(n int) string {
+	b := make([]byte, n)
+	_, _ = rand.Read(b) // never fails (Go 1.24+)
+	return base64.RawURLEncoding.EncodeToString(b)[:n]
+}
+
+// jwtSecret is 32 random bytes in the encoding Gitea expects
+// (modules/generate.DecodeJwtSecretBase64).
+func jwtSecret() string {
+	b := make([]byte, 32)
+	_, _ = rand.Read(b)
+	return base64.RawURLEncoding.EncodeToString(b)
+}
+
+// appINI renders the whole configuration. Everything lives under the state
+// directory; the choices aim at a quiet, fast, offline start:
+// no SSH, no mail, no cron, no Actions, no packages, no LFS, issue indexer in
+// the database (no bleve index to open), sessions in memory.
+func appINI(l layout, port int, s secrets) string {
+	runUser := "root"
+	if u, err := user.Current(); err == nil {
+		runUser = u.Username
+	}
+	v := map[string]string{
+		"RUN_USER":  runUser,
+		"WORK_PATH": l.stateDir,
+		"PORT":      fmt.Sprint(port),
+		"DATA":      l.dataDir(),
+		"REPOS":     filepath.Join(l.stateDir, "repositories"),
+		"LOG":       l.logDir(),
+		"DB":        filepath.Join(l.dataDir(), "gitea.db"),
+		"SECRET":    s.SecretKey,
+		"INTERNAL":  s.InternalToken,
+		"JWT":       s.JWTSecret,
+		"LFSJWT":    s.LFSJWTSecret,
+	}
+	ini := appINITemplate
+	for k, val := range v {
+		ini = strings.ReplaceAll(ini, "{{"+k+"}}", val)
+	}
+	return ini
+}
+
+const appINITemplate = `; Written by tug (internal/giteaserver) on every start; edits are lost.
+APP_NAME = tug lab forge
+RUN_MODE = prod
+RUN_USER = {{RUN_USER}}
+WORK_PATH = {{WORK_PATH}}
+; CI runs as root; Gitea refuses that without this key.
+I_AM_BEING_UNSAFE_RUNNING_AS_ROOT = true
+
+[server]
+PROTOCOL = http
+HTTP_ADDR = 127.0.0.1
+HTTP_PORT = {{PORT}}
+DOMAIN = 127.0.0.1
+ROOT_URL = http://127.0.0.1:{{PORT}}/
+APP_DATA_PATH = {{DATA}}
+DISABLE_SSH = true
+START_SSH_SERVER = false
+OFFLINE_MODE = true
+LFS_START_SERVER = false
+LFS_JWT_SECRET = {{LFSJWT}}
+ENABLE_PPROF = false
+
+[database]
+DB_TYPE = sqlite3
+PATH = {{DB}}
+SQLITE_JOURNAL_MODE = WAL
+LOG_SQL = false
+
+[repository]
+ROOT = {{REPOS}}
+DEFAULT_BRANCH = main
+
+[security]
+INSTALL_LOCK = true
+SECRET_KEY = {{SECRET}}
+INTERNAL_TOKEN = {{INTERNAL}}
+PASSWORD_HASH_ALGO = pbkdf2
+
+[oauth2]
+ENABLED = false
+JWT_SECRET = {{JWT}}
+
+[service]
+DISABLE_REGISTRATION = true
+REQUIRE_SIGNIN_VIEW = false
+ENABLE_NOTIFY_MAIL = false
+DEFAULT_KEEP_EMAIL_PRIVATE = true
+NO_REPLY_ADDRESS = noreply.localhost
+
+[mailer]
+ENABLED = false
+
+[indexer]
+ISSUE_INDEXER_TYPE = db
+REPO_INDEXER_ENABLED = false
+
+[session]
+PROVIDER = memory
+
+[cache]
+ADAPTER = memory
+
+[queue]
+TYPE = channel
+
+[cron]
+ENABLED = false
+
+[cron.update_checker]
+ENABLED = false
+
+[actions]
+ENABLED = false
+
+[packages]
+ENABLED = false
+
+[webhook]
+; The lab may point webhooks at Argo CD on 127.0.0.1.
+ALLOWED_HOST_LIST = loopback
+
+[log]
+MODE = file
+LEVEL = Info
+ROOT_PATH = {{LOG}}
+`
+
+// writeFileAtomic writes via a temporary file and rename, so a crash never
+// leaves a half-written token or config behind.
+func writeFileAtomic(path string, data []byte, perm os.FileMode) error {
+	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp*")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(tmp.Name())
+	if err := tmp.Chmod(perm); err != nil {
+		tmp.Close()
+		return err
+	}
+	if _, err := tmp.Write(data); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Close(); err != nil {
+		return err
+	}
+	return os.Rename(tmp.Name(), path)
+}

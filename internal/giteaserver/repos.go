@@ -1,0 +1,205 @@
+package giteaserver
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"net/http"
+	"os"
+	"path/filepath"
+	"time"
+
+	"code.gitea.io/sdk/gitea"
+	"github.com/go-git/go-git/v5"
+	"github.com/go-git/go-git/v5/config"
+	"github.com/go-git/go-git/v5/plumbing"
+	"github.com/go-git/go-git/v5/plumbing/object"
+	githttp "github.com/go-git/go-git/v5/plumbing/transport/http"
+)
+
+// Client returns a Gitea SDK client authenticated as the admin, bound to
+// ctx (the SDK carries its context on the client).
+func (s *Server) Client(ctx context.Context) (*gitea.Client, error) {
+	return s.clientFor(ctx, s.token)
+}
+
+func (s *Server) clientFor(ctx context.Context, token string) (*gitea.Client, error) {
+	opts := []gitea.ClientOption{gitea.SetContext(ctx), gitea.SetToken(token)}
+	if s.version != "" {
+		opts = append(opts, gitea.SetGiteaVersion(s.version))
+	}
+	c, err := gitea.NewClient(s.url, opts...)
+	if err != nil {
+		return nil, fmt.Errorf("giteaserver: gitea client: %w", err)
+	}
+	return c, nil
+}
+
+// RepoURL is the HTTP clone URL of owner/name. It carries no credentials;
+// pass GitAuth to go-git.
+func (s *Server) RepoURL(owner, name string) string {
+	return fmt.Sprintf("%s/%s/%s.git", s.url, owner, name)
+}
+
+// GitAuth authenticates git over HTTP as the admin with its token, kept out
+// of URLs so it never lands in logs or .git/config.
+func (s *Server) GitAuth() *githttp.BasicAuth {
+	return &githttp.BasicAuth{Username: s.opts.AdminUser, Password: s.token}
+}
+
+// CreateRepo creates owner/name, empty, and returns it; an existing
+// repository is returned as is. An owner other than the admin is an
+// organization, created when missing (e.g. "tug-gitops", so the lab's URL
+// path matches the real one).
+func (s *Server) CreateRepo(ctx context.Context, owner, name string) (*gitea.Repository, error) {
+	c, err := s.Client(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if r, resp, err := c.GetRepo(owner, name); err == nil {
+		return r, nil
+	} else if resp == nil || resp.StatusCode != http.StatusNotFound {
+		return nil, fmt.Errorf("giteaserver: get repo %s/%s: %w", owner, name, err)
+	}
+	opt := gitea.CreateRepoOption{Name: name, DefaultBranch: "main"}
+	if owner == s.opts.AdminUser {
+		r, _, err := c.CreateRepo(opt)
+		if err != nil {
+			return nil, fmt.Errorf("giteaserver: create repo %s/%s: %w", owner, name, err)
+		}
+		return r, nil
+	}
+	if _, resp, err := c.GetOrg(owner); err != nil {
+		if resp == nil || resp.StatusCode != http.StatusNotFound {
+			return nil, fmt.Errorf("giteaserver: get org %s: %w", owner, err)
+		}
+		if _, _, err := c.CreateOrg(gitea.CreateOrgOption{Name: owner, Visibility: gitea.VisibleTypePublic}); err != nil {
+			return nil, fmt.Errorf("giteaserver: create org %s: %w", owner, err)
+		}
+	}
+	r, _, err := c.CreateOrgRepo(owner, opt)
+	if err != nil {
+		return nil, fmt.Errorf("giteaserver: create repo %s/%s: %w", owner, name, err)
+	}
+	return r, nil
+}
+
+// CreateUser creates a non-admin user (e.g. a reviewer) and returns an
+// access token for it with TokenScopes. The password is random and
+// discarded after the token is made.
+func (s *Server) CreateUser(ctx context.Context, username string) (token string, err error) {
+	c, err := s.Client(ctx)
+	if err != nil {
+		return "", err
+	}
+	password := randomString(32)
+	mustChange := false
+	_, _, err = c.AdminCreateUser(gitea.CreateUserOption{
+		Username: username, Email: username + "@noreply.localhost", Password: password,
+		MustChangePassword: &mustChange, SendNotify: false,
+	})
+	if err != nil {
+		return "", fmt.Errorf("giteaserver: create user %s: %w", username, err)
+	}
+	uc, err := gitea.NewClient(s.url, gitea.SetContext(ctx), gitea.SetBasicAuth(username, password), gitea.SetGiteaVersion(s.version))
+	if err != nil {
+		return "", err
+	}
+	t, _, err := uc.CreateAccessToken(gitea.CreateAccessTokenOption{Name: "tug", Scopes: scopeList()})
+	if err != nil {
+		return "", fmt.Errorf("giteaserver: token for %s: %w", username, err)
+	}
+	return t.Token, nil
+}
+
+func scopeList() []gitea.AccessTokenScope {
+	return []gitea.AccessTokenScope{"write:organization", "write:repository", "write:issue", "write:user"}
+}
+
+// Push pushes refspecs (e.g. "refs/heads/main:refs/heads/main") of the
+// local repository at dir to owner/name, authenticating with the token.
+// Never forces unless a refspec starts with "+".
+func (s *Server) Push(ctx context.Context, dir, owner, name string, refspecs ...string) error {
+	r, err := git.PlainOpen(dir)
+	if err != nil {
+		return fmt.Errorf("giteaserver: open %s: %w", dir, err)
+	}
+	specs := make([]config.RefSpec, 0, len(refspecs))
+	for _, rs := range refspecs {
+		specs = append(specs, config.RefSpec(rs))
+	}
+	err = r.PushContext(ctx, &git.PushOptions{RemoteURL: s.RepoURL(owner, name), RefSpecs: specs, Auth: s.GitAuth()})
+	if err != nil && !errors.Is(err, git.NoErrAlreadyUpToDate) {
+		return fmt.Errorf("giteaserver: push %s to %s/%s: %w", dir, owner, name, err)
+	}
+	return nil
+}
+
+// PushDir commits the files of srcDir (without any .git) as the single
+// commit of a fresh history and pushes it to branch of owner/name, creating
+// the repository when missing. It returns the commit hash. Tests use it to
+// seed a repository from testdata.
+func (s *Server) PushDir(ctx context.Context, srcDir, owner, name, branch, message string) (string, error) {
+	if _, err := s.CreateRepo(ctx, owner, name); err != nil {
+		return "", err
+	}
+	work, err := os.MkdirTemp("", "giteaserver-push-*")
+	if err != nil {
+		return "", err
+	}
+	defer os.RemoveAll(work)
+	if err := copyTree(srcDir, work); err != nil {
+		return "", fmt.Errorf("giteaserver: copy %s: %w", srcDir, err)
+	}
+	r, err := git.PlainInitWithOptions(work, &git.PlainInitOptions{
+		InitOptions: git.InitOptions{DefaultBranch: plumbing.NewBranchReferenceName(branch)},
+	})
+	if err != nil {
+		return "", err
+	}
+	wt, err := r.Worktree()
+	if err != nil {
+		return "", err
+	}
+	if err := wt.AddWithOptions(&git.AddOptions{All: true}); err != nil {
+		return "", err
+	}
+	sig := &object.Signature{Name: s.opts.AdminUser, Email: s.opts.AdminUser + "@noreply.localhost", When: time.Now()}
+	h, err := wt.Commit(message, &git.CommitOptions{Author: sig, Committer: sig})
+	if err != nil {
+		return "", err
+	}
+	ref := "refs/heads/" + branch
+	if err := s.Push(ctx, work, owner, name, ref+":"+ref); err != nil {
+		return "", err
+	}
+	return h.String(), nil
+}
+
+func copyTree(src, dst string) error {
+	return filepath.WalkDir(src, func(path string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, err := filepath.Rel(src, path)
+		if err != nil {
+			return err
+		}
+		if d.IsDir() && d.Name() == ".git" {
+			return filepath.SkipDir
+		}
+		target := filepath.Join(dst, rel)
+		if d.IsDir() {
+			return os.MkdirAll(target, 0o755)
+		}
+		if !d.Type().IsRegular() {
+			return nil
+		}
+		data, err := os.ReadFile(path)
+		if err != nil {
+			return err
+		}
+		return os.WriteFile(target, data, 0o644)
+	})
+}
