@@ -107,6 +107,16 @@ func yamlErrorText(err error) string {
 	return strings.TrimPrefix(strings.TrimPrefix(err.Error(), "yaml: "), "line ")
 }
 
+// ErrorLine extracts the line number from an error returned by Load or
+// Parse ("tug.yaml:7: …"), or 0 when it has none.
+func ErrorLine(err error) int {
+	var line int
+	if err != nil {
+		fmt.Sscanf(strings.TrimPrefix(err.Error(), FileName+":"), "%d", &line)
+	}
+	return line
+}
+
 // ClusterByServer finds a known cluster by server URL the way Argo CD does:
 // exact string match after trimming trailing slashes.
 func (c *Config) ClusterByServer(server string) (Cluster, bool) {
