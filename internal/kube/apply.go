@@ -31,6 +31,10 @@ type ApplyOptions struct {
 	// Force takes ownership of fields another manager set (kubectl's
 	// --force-conflicts).
 	Force bool
+	// PendingKinds are kinds whose CRDs an earlier step of the same dry run
+	// would create: objects of these kinds are reported Pending instead of
+	// failing because the server does not serve them yet.
+	PendingKinds map[schema.GroupKind]bool
 	// CRDTimeout bounds the wait for applied CRDs to be Established
 	// (default 60s).
 	CRDTimeout time.Duration
@@ -45,7 +49,7 @@ const (
 	Unchanged  Action = "unchanged"
 	// Pending: a dry run could not ask the server because the object's kind
 	// comes from a CRD in the same batch that is not installed yet.
-	Pending Action = "created (kind not installed yet, not checked by the server)"
+	Pending Action = "pending"
 )
 
 // Result is the outcome for one object.
@@ -81,6 +85,9 @@ func (c *Client) Apply(ctx context.Context, objs []*unstructured.Unstructured, o
 	}
 	crds, rest := SplitCRDs(Order(objs))
 	pendingKinds := CRDKinds(crds)
+	for gk := range opts.PendingKinds {
+		pendingKinds[gk] = true
+	}
 
 	var results []Result
 	var errs []error
