@@ -1,0 +1,98 @@
+// Package forge is what tug needs from a git hosting service to promote by
+// pull request: the repository's clone URL and default branch, and opening,
+// finding, reading, approving and merging pull requests. Pushing branches is
+// git's job (go-git, with the forge's GitAuth). Implementations: gitea
+// (code.gitea.io/sdk/gitea) and github (go-github).
+package forge
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+
+	"github.com/go-git/go-git/v5/plumbing/transport"
+)
+
+// Kinds of forge.
+const (
+	KindGitea  = "gitea"
+	KindGitHub = "github"
+)
+
+// Repo names a repository on a forge.
+type Repo struct {
+	Owner string
+	Name  string
+}
+
+func (r Repo) String() string { return r.Owner + "/" + r.Name }
+
+// PullRequest is the forge-neutral view of a pull request.
+type PullRequest struct {
+	Number int64
+	// URL is the page a person opens.
+	URL         string
+	Title       string
+	Body        string
+	Head        string // branch name
+	HeadSHA     string
+	Base        string // branch name
+	Open        bool
+	Merged      bool
+	MergeCommit string // set once merged
+}
+
+// NewPullRequest is what OpenPullRequest creates.
+type NewPullRequest struct {
+	Head, Base  string
+	Title, Body string
+}
+
+// Forge is one repository on a git hosting service.
+type Forge interface {
+	// Kind is KindGitea or KindGitHub.
+	Kind() string
+	Repo() Repo
+	// CloneURL is the repository's HTTP(S) URL, without credentials.
+	CloneURL() string
+	// GitAuth authenticates git over HTTP with the token; never put the
+	// token into a URL.
+	GitAuth() transport.AuthMethod
+	// DefaultBranch is the branch pull requests merge into.
+	DefaultBranch() string
+	// FindOpenPullRequest returns the open pull request from head into
+	// base, or nil when there is none.
+	FindOpenPullRequest(ctx context.Context, head, base string) (*PullRequest, error)
+	// OpenPullRequest opens a pull request, or returns the open one for the
+	// same head and base (created is then false; title and body are left
+	// as they are).
+	OpenPullRequest(ctx context.Context, pr NewPullRequest) (p *PullRequest, created bool, err error)
+	GetPullRequest(ctx context.Context, number int64) (*PullRequest, error)
+	// MergePullRequest merges with a merge commit and returns the merged
+	// pull request (MergeCommit set). Merging a merged one returns it.
+	MergePullRequest(ctx context.Context, number int64, message string) (*PullRequest, error)
+	// Approve submits an approving review as the token's user (forges do
+	// not let authors approve their own pull requests; use a reviewer's
+	// token).
+	Approve(ctx context.Context, number int64, body string) error
+}
+
+// TokenEnv is the environment variable holding the forge token.
+const TokenEnv = "TUG_FORGE_TOKEN"
+
+// TokenFromEnv reads the token for kind: TUG_FORGE_TOKEN, or for GitHub
+// also GITHUB_TOKEN. The error says which variable to set; the token itself
+// never appears in errors or logs.
+func TokenFromEnv(kind string) (string, error) {
+	if t := os.Getenv(TokenEnv); t != "" {
+		return t, nil
+	}
+	if kind == KindGitHub {
+		if t := os.Getenv("GITHUB_TOKEN"); t != "" {
+			return t, nil
+		}
+		return "", errors.New("no forge token: set TUG_FORGE_TOKEN (or GITHUB_TOKEN) to a token that may push branches and open pull requests")
+	}
+	return "", fmt.Errorf("no forge token: set %s to a %s access token with scopes write:repository,write:issue,write:user", TokenEnv, kind)
+}

@@ -1,0 +1,233 @@
+// Package gitea implements forge.Forge for Gitea with its Go SDK.
+package gitea
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+
+	sdk "code.gitea.io/sdk/gitea"
+	"github.com/go-git/go-git/v5/plumbing/transport"
+	githttp "github.com/go-git/go-git/v5/plumbing/transport/http"
+
+	"github.com/tug-gitops/tug/internal/forge"
+)
+
+// mergeWait bounds how long MergePullRequest waits for Gitea to finish its
+// mergeability check (it runs in a queue right after the PR is opened).
+const mergeWait = 60 * time.Second
+
+// Forge is one repository on a Gitea server.
+type Forge struct {
+	baseURL       string
+	token         string
+	version       string
+	user          string
+	repo          forge.Repo
+	cloneURL      string
+	defaultBranch string
+}
+
+var _ forge.Forge = (*Forge)(nil)
+
+// New connects to the Gitea at baseURL with token and looks up repo and the
+// token's user (git over HTTP authenticates as that user).
+func New(ctx context.Context, baseURL, token string, repo forge.Repo) (*Forge, error) {
+	f := &Forge{baseURL: strings.TrimSuffix(baseURL, "/"), token: token, repo: repo}
+	c, err := sdk.NewClient(f.baseURL, sdk.SetContext(ctx), sdk.SetToken(token))
+	if err != nil {
+		return nil, fmt.Errorf("gitea %s: %w", f.baseURL, err)
+	}
+	v, _, err := c.ServerVersion()
+	if err != nil {
+		return nil, fmt.Errorf("gitea %s: server version: %w", f.baseURL, err)
+	}
+	f.version = v
+	me, _, err := c.GetMyUserInfo()
+	if err != nil {
+		return nil, fmt.Errorf("gitea %s: the token does not work (%v); check %s", f.baseURL, err, forge.TokenEnv)
+	}
+	f.user = me.UserName
+	r, _, err := c.GetRepo(repo.Owner, repo.Name)
+	if err != nil {
+		return nil, fmt.Errorf("gitea %s: repository %s: %w", f.baseURL, repo, err)
+	}
+	f.cloneURL, f.defaultBranch = r.CloneURL, r.DefaultBranch
+	return f, nil
+}
+
+// client is per call because the SDK keeps the context on the client.
+func (f *Forge) client(ctx context.Context) *sdk.Client {
+	c, _ := sdk.NewClient(f.baseURL, sdk.SetContext(ctx), sdk.SetToken(f.token), sdk.SetGiteaVersion(f.version))
+	return c
+}
+
+func (f *Forge) Kind() string          { return forge.KindGitea }
+func (f *Forge) Repo() forge.Repo      { return f.repo }
+func (f *Forge) CloneURL() string      { return f.cloneURL }
+func (f *Forge) DefaultBranch() string { return f.defaultBranch }
+
+// GitAuth is HTTP basic auth with the token as the password.
+func (f *Forge) GitAuth() transport.AuthMethod {
+	return &githttp.BasicAuth{Username: f.user, Password: f.token}
+}
+
+func (f *Forge) FindOpenPullRequest(ctx context.Context, head, base string) (*forge.PullRequest, error) {
+	c := f.client(ctx)
+	opt := sdk.ListPullRequestsOptions{State: sdk.StateOpen, ListOptions: sdk.ListOptions{Page: 1, PageSize: 50}}
+	for {
+		prs, resp, err := c.ListRepoPullRequests(f.repo.Owner, f.repo.Name, opt)
+		if err != nil {
+			return nil, fmt.Errorf("gitea: list pull requests of %s: %w", f.repo, err)
+		}
+		for _, p := range prs {
+			if p.Head != nil && p.Base != nil && p.Head.Ref == head && p.Base.Ref == base {
+				return convert(p), nil
+			}
+		}
+		if resp == nil || resp.NextPage == 0 {
+			return nil, nil
+		}
+		opt.Page = resp.NextPage
+	}
+}
+
+func (f *Forge) OpenPullRequest(ctx context.Context, n forge.NewPullRequest) (*forge.PullRequest, bool, error) {
+	if p, err := f.FindOpenPullRequest(ctx, n.Head, n.Base); err != nil || p != nil {
+		return p, false, err
+	}
+	p, resp, err := f.client(ctx).CreatePullRequest(f.repo.Owner, f.repo.Name, sdk.CreatePullRequestOption{
+		Head: n.Head, Base: n.Base, Title: n.Title, Body: n.Body,
+	})
+	if err != nil {
+		// Another run opened it between our look and our create.
+		if resp != nil && resp.StatusCode == http.StatusConflict {
+			if p, ferr := f.FindOpenPullRequest(ctx, n.Head, n.Base); ferr == nil && p != nil {
+				return p, false, nil
+			}
+		}
+		return nil, false, fmt.Errorf("gitea: open pull request %s → %s on %s: %w", n.Head, n.Base, f.repo, err)
+	}
+	return convert(p), true, nil
+}
+
+func (f *Forge) GetPullRequest(ctx context.Context, number int64) (*forge.PullRequest, error) {
+	p, _, err := f.client(ctx).GetPullRequest(f.repo.Owner, f.repo.Name, number)
+	if err != nil {
+		return nil, fmt.Errorf("gitea: pull request #%d of %s: %w", number, f.repo, err)
+	}
+	return convert(p), nil
+}
+
+// MergePullRequest merges with a merge commit. Gitea answers 405 while its
+// mergeability check is still running; that is retried until mergeWait.
+func (f *Forge) MergePullRequest(ctx context.Context, number int64, message string) (*forge.PullRequest, error) {
+	ctx, cancel := context.WithTimeout(ctx, mergeWait)
+	defer cancel()
+	delay := 100 * time.Millisecond
+	for {
+		p, err := f.GetPullRequest(ctx, number)
+		if err != nil {
+			return nil, err
+		}
+		if p.Merged {
+			return p, nil
+		}
+		if !p.Open {
+			return nil, fmt.Errorf("gitea: pull request #%d of %s is closed without merge", number, f.repo)
+		}
+		status, msg, err := f.merge(ctx, number, p.HeadSHA, message)
+		switch {
+		case err != nil:
+			return nil, fmt.Errorf("gitea: merge pull request #%d of %s: %w", number, f.repo, err)
+		case status/100 == 2:
+			return f.GetPullRequest(ctx, number)
+		case !retryableMerge(status, msg):
+			return nil, fmt.Errorf("gitea: merge pull request #%d of %s: %d %s", number, f.repo, status, msg)
+		}
+		err = fmt.Errorf("%d %s", status, msg)
+		select {
+		case <-ctx.Done():
+			return nil, fmt.Errorf("gitea: merge pull request #%d of %s: still not mergeable after %s: %w", number, f.repo, mergeWait, err)
+		case <-time.After(delay):
+		}
+		delay = min(delay*2, 2*time.Second)
+	}
+}
+
+// retryableMerge: Gitea's mergeability check is still running ("Please try
+// again later"), or another merge moved the base while this one ran
+// ("merge push out of date", "head out of date").
+func retryableMerge(status int, msg string) bool {
+	m := strings.ToLower(msg)
+	return (status == http.StatusMethodNotAllowed && strings.Contains(m, "try again later")) ||
+		(status == http.StatusConflict && strings.Contains(m, "out of date"))
+}
+
+// merge calls POST /repos/{owner}/{repo}/pulls/{index}/merge directly: the
+// SDK's MergePullRequest drops the response body, and the message is what
+// tells "try again later" from a real conflict.
+func (f *Forge) merge(ctx context.Context, number int64, headSHA, message string) (int, string, error) {
+	body, err := json.Marshal(sdk.MergePullRequestOption{Style: sdk.MergeStyleMerge, Message: message, HeadCommitId: headSHA})
+	if err != nil {
+		return 0, "", err
+	}
+	endpoint := fmt.Sprintf("%s/api/v1/repos/%s/%s/pulls/%d/merge", f.baseURL, url.PathEscape(f.repo.Owner), url.PathEscape(f.repo.Name), number)
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, endpoint, bytes.NewReader(body))
+	if err != nil {
+		return 0, "", err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Authorization", "token "+f.token)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return 0, "", err
+	}
+	defer resp.Body.Close()
+	data, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
+	var apiErr struct {
+		Message string `json:"message"`
+	}
+	msg := strings.TrimSpace(string(data))
+	if json.Unmarshal(data, &apiErr) == nil && apiErr.Message != "" {
+		msg = apiErr.Message
+	}
+	return resp.StatusCode, msg, nil
+}
+
+func (f *Forge) Approve(ctx context.Context, number int64, body string) error {
+	p, err := f.GetPullRequest(ctx, number)
+	if err != nil {
+		return err
+	}
+	_, _, err = f.client(ctx).CreatePullReview(f.repo.Owner, f.repo.Name, number, sdk.CreatePullReviewOptions{
+		State: sdk.ReviewStateApproved, Body: body, CommitID: p.HeadSHA,
+	})
+	if err != nil {
+		return fmt.Errorf("gitea: approve pull request #%d of %s: %w", number, f.repo, err)
+	}
+	return nil
+}
+
+func convert(p *sdk.PullRequest) *forge.PullRequest {
+	out := &forge.PullRequest{
+		Number: p.Index, URL: p.HTMLURL, Title: p.Title, Body: p.Body,
+		Open: p.State == sdk.StateOpen, Merged: p.HasMerged,
+	}
+	if p.Head != nil {
+		out.Head, out.HeadSHA = p.Head.Ref, p.Head.Sha
+	}
+	if p.Base != nil {
+		out.Base = p.Base.Ref
+	}
+	if p.MergedCommitID != nil {
+		out.MergeCommit = *p.MergedCommitID
+	}
+	return out
+}
