@@ -65,5 +65,7 @@ and Argo CD as local processes, with no container engine.`,
 	}
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
 	root.AddCommand(newVersionCmd())
+	root.AddCommand(newValidateCmd())
+	root.AddCommand(newLabCmd())
 	return root
 }

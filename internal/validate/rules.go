@@ -1,0 +1,122 @@
+// Package validate checks a loaded GitOps repository offline the way Argo CD
+// would check it after merge: Application specs, destinations, projects,
+// sources rendered with Helm/Kustomize, rendered manifests against the
+// Kubernetes schema, and conflicts across Applications.
+package validate
+
+import (
+	"fmt"
+	"sort"
+
+	"github.com/tug-gitops/tug/internal/repo"
+)
+
+// Severity orders findings; errors fail validation, warnings fail with --strict.
+type Severity int
+
+const (
+	Info Severity = iota
+	Warning
+	Error
+)
+
+func (s Severity) String() string {
+	switch s {
+	case Error:
+		return "error"
+	case Warning:
+		return "warning"
+	}
+	return "info"
+}
+
+// MarshalText makes severities read as words in JSON.
+func (s Severity) MarshalText() ([]byte, error) { return []byte(s.String()), nil }
+
+// Rule describes one check. IDs are stable: CI configs and SARIF baselines
+// refer to them.
+type Rule struct {
+	ID       string   `json:"id"`
+	Severity Severity `json:"severity"`
+	Summary  string   `json:"summary"`
+	Detail   string   `json:"detail"`
+}
+
+// Finding is one problem at one place.
+type Finding struct {
+	Rule     string        `json:"rule"`
+	Severity Severity      `json:"severity"`
+	Pos      repo.Position `json:"position"`
+	Message  string        `json:"message"`
+	Hint     string        `json:"hint,omitempty"`
+}
+
+func (f Finding) String() string {
+	return fmt.Sprintf("%s: %s: %s [%s]", f.Pos, f.Severity, f.Message, f.Rule)
+}
+
+// Rules lists every rule tug validate applies, in report order.
+var Rules = []Rule{
+	{"config.invalid", Error, "tug.yaml cannot be read", "tug.yaml has a syntax error, an unknown key or a cluster without a server. Validation continues with the defaults."},
+	{"parse.file", Error, "a YAML file cannot be read", "The file is binary, larger than 4 MiB, a symlink loop or unreadable. tug never follows symlinked directories."},
+	{"parse.yaml", Error, "invalid YAML", "YAML syntax errors, duplicate keys, non-string keys, or documents that expand past 1,000,000 nodes through aliases (YAML bombs)."},
+	{"parse.schema", Error, "an Argo CD object does not match Argo CD's types", "Decoded strictly into Argo CD v3's own Go types: unknown or misspelled fields (selfheal instead of selfHeal), wrong types, missing metadata.name, spec.project, spec.source or repoURL, or an apiVersion other than argoproj.io/v1alpha1."},
+	{"appset.generator-unsupported", Info, "an ApplicationSet generator cannot be expanded offline", "Only list generators are expanded; git, cluster, SCM and other generators need a cluster or network, so their Applications are not validated."},
+	{"appset.render-failed", Error, "an ApplicationSet template does not render", "Argo CD's ApplicationSet template renderer failed for a list element."},
+	{"destination.missing", Error, "the destination has neither server nor name", "Argo CD rejects the Application with \"Destination server missing from app spec\"."},
+	{"destination.server-and-name", Error, "the destination has both server and name", "Argo CD rejects an Application whose destination sets both; keep one."},
+	{"destination.unknown-server", Error, "the destination server is not a known cluster", "Argo CD looks clusters up by exact server URL after trimming trailing slashes, so https://kubernetes.default.svc:443, http://…, a path or a typo is a different, unknown cluster. Known clusters: in-cluster, tug.yaml clusters and Argo CD cluster Secrets in the repo."},
+	{"destination.unknown-name", Error, "the destination name is not a known cluster", "No cluster (in-cluster, tug.yaml, cluster Secrets) has that name, or more than one has."},
+	{"project.missing", Error, "the Application's project does not exist", "The AppProject is not declared in the repository and is not \"default\"."},
+	{"project.destination-denied", Error, "the project does not permit the destination", "Checked with Argo CD's AppProject.IsDestinationPermitted: glob patterns and \"!\" negations over server, name and namespace."},
+	{"project.source-denied", Error, "the project does not permit the source repository", "Checked with Argo CD's AppProject.IsSourcePermitted against spec.sourceRepos."},
+	{"project.kind-denied", Error, "the project does not permit a rendered resource's kind", "Checked with Argo CD's AppProject.IsResourcePermitted: cluster/namespace resource whitelists and blacklists, and the resource's own namespace as a destination."},
+	{"source.external", Info, "a source lives outside this repository", "Sources whose repoURL is not tug.yaml's repoURL (or that are Helm repository charts) are not rendered offline."},
+	{"source.path-missing", Error, "the source path does not exist", "spec.source.path must be a directory in this repository's working tree."},
+	{"source.values-missing", Error, "a Helm value file does not exist", "Every helm.valueFiles entry must exist relative to the chart (or $ref), unless ignoreMissingValueFiles is set."},
+	{"source.render-failed", Error, "the source does not render", "Helm (SDK, client-only, with the Application's release name, namespace, values, value files and parameters), Kustomize (kustomize API) or a plain directory failed."},
+	{"manifest.schema", Error, "a rendered manifest does not match the Kubernetes schema", "Rendered objects are checked against the Kubernetes 1.34 OpenAPI schema embedded in client-go (unknown fields, wrong types); CRDs found in the repository are used for custom kinds."},
+	{"manifest.unknown-kind", Warning, "a rendered manifest has a kind with no schema", "Neither Kubernetes 1.34 nor a CRD in the repository defines this apiVersion/kind; the sync would fail unless the cluster has the CRD."},
+	{"apps.duplicate-name", Error, "two Applications have the same name in a namespace", "Argo CD keeps only one of them."},
+	{"apps.shared-resource", Error, "two Applications manage the same resource", "Both would sync the same group/kind/namespace/name and fight over it (SharedResourceWarning)."},
+	{"apps.unreachable", Info, "an Application is not deployed by any root", "Applications are followed from the roots (Applications no other Application's source contains); this one sits inside an app-of-apps source but is not rendered by it."},
+}
+
+var ruleByID = func() map[string]Rule {
+	m := make(map[string]Rule, len(Rules))
+	for _, r := range Rules {
+		m[r.ID] = r
+	}
+	return m
+}()
+
+// RuleByID returns the rule with that ID.
+func RuleByID(id string) (Rule, bool) {
+	r, ok := ruleByID[id]
+	return r, ok
+}
+
+func newFinding(rule string, pos repo.Position, hint, format string, args ...any) Finding {
+	sev := Error
+	if r, ok := ruleByID[rule]; ok {
+		sev = r.Severity
+	}
+	return Finding{Rule: rule, Severity: sev, Pos: pos, Message: fmt.Sprintf(format, args...), Hint: hint}
+}
+
+// SortFindings orders findings by file, line, column, rule.
+func SortFindings(fs []Finding) {
+	sort.SliceStable(fs, func(i, j int) bool {
+		a, b := fs[i], fs[j]
+		if a.Pos.File != b.Pos.File {
+			return a.Pos.File < b.Pos.File
+		}
+		if a.Pos.Line != b.Pos.Line {
+			return a.Pos.Line < b.Pos.Line
+		}
+		if a.Pos.Column != b.Pos.Column {
+			return a.Pos.Column < b.Pos.Column
+		}
+		return a.Rule < b.Rule
+	})
+}
