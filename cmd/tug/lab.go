@@ -1,0 +1,474 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+	"sigs.k8s.io/yaml"
+
+	"github.com/tug-gitops/tug/internal/lab"
+	"github.com/tug-gitops/tug/internal/tools"
+)
+
+type labFlags struct {
+	name      string
+	stateRoot string
+	repo      string
+}
+
+func (f *labFlags) register(cmd *cobra.Command) {
+	cmd.PersistentFlags().StringVar(&f.name, "name", "default", "lab name; labs with different names run side by side")
+	cmd.PersistentFlags().StringVar(&f.stateRoot, "state-dir", "", "folder holding one subfolder per lab (default $XDG_STATE_HOME/tug/lab or ~/.local/state/tug/lab)")
+	cmd.PersistentFlags().StringVar(&f.repo, "repo", "", "the GitOps repository to deploy, a clone of tug (default: the repository around the working directory)")
+}
+
+func (f *labFlags) dir() (string, error) {
+	d, err := lab.StateDir(f.stateRoot, f.name)
+	if err != nil {
+		return "", usageError{err}
+	}
+	return d, nil
+}
+
+func newLabCmd() *cobra.Command {
+	f := &labFlags{}
+	cmd := &cobra.Command{
+		Use:   "lab",
+		Short: "Run a local Kubernetes control plane, Argo CD and a git forge as processes",
+		Long: `The lab runs a real kube-apiserver (with kine/SQLite storage, the controller
+manager, the scheduler and kwok fake nodes), real Argo CD v3.2.11 components
+and a real Gitea forge, all as local processes on 127.0.0.1 — no container
+engine. The programs are built once from their pinned Go modules (lab/tools)
+and cached; later starts take seconds.
+
+"tug lab up" ends with the product's Applications Synced and Healthy, and
+makes the "tug-lab" kubectl context current.`,
+		Example: `  tug lab up                 # build (first time), start, deploy the example apps
+  kubectl get applications -n argocd
+  tug status
+  tug lab status -o json
+  tug lab logs argocd-application-controller
+  eval "$(tug lab env)"      # KUBECONFIG, ARGOCD_SERVER, forge URL
+  tug lab down               # stop everything (state is kept; --delete removes it)`,
+	}
+	f.register(cmd)
+	cmd.AddCommand(newLabUpCmd(f), newLabSuperviseCmd(f), newLabDownCmd(f), newLabStatusCmd(f), newLabLogsCmd(f), newLabKubeconfigCmd(f), newLabEnvCmd(f))
+	return cmd
+}
+
+func newLabUpCmd(f *labFlags) *cobra.Command {
+	var noKubeconfig bool
+	var timeout time.Duration
+	cmd := &cobra.Command{
+		Use:   "up",
+		Short: "Start the lab (building its programs on first use) and deploy the example apps",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			dir, err := f.dir()
+			if err != nil {
+				return err
+			}
+			repo, err := repoRoot(f.repo)
+			if err != nil {
+				return err
+			}
+			if st, err := lab.ReadStatus(dir); err == nil && processAlive(st.Supervisor) && st.Phase == "ready" {
+				fmt.Fprintf(cmd.ErrOrStderr(), "lab %q is already running (supervisor pid %d)\n", f.name, st.Supervisor)
+				printNextSteps(cmd.OutOrStdout(), st)
+				return nil
+			}
+			if err := os.MkdirAll(filepath.Join(dir, "logs"), 0o700); err != nil {
+				return err
+			}
+			_ = os.Remove(filepath.Join(dir, "status.json"))
+			logPath := filepath.Join(dir, "logs", "supervisor.log")
+			logf, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o600)
+			if err != nil {
+				return err
+			}
+			self, err := os.Executable()
+			if err != nil {
+				return err
+			}
+			args := []string{"lab", "supervise", "--name", f.name, "--repo", repo}
+			if f.stateRoot != "" {
+				args = append(args, "--state-dir", f.stateRoot)
+			}
+			if noKubeconfig {
+				args = append(args, "--no-kubeconfig-update")
+			}
+			sup := exec.Command(self, args...)
+			sup.Stdout, sup.Stderr = logf, logf
+			// A session of its own: the lab outlives this command and the
+			// terminal it ran in, like kind's containers.
+			sup.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+			if err := sup.Start(); err != nil {
+				return err
+			}
+			logf.Close()
+			go func() { _ = sup.Wait() }()
+			fmt.Fprintf(cmd.ErrOrStderr(), "Starting lab %q (state %s, log %s)\n", f.name, dir, logPath)
+			st, err := followUntilReady(cmd.Context(), dir, logPath, sup.Process.Pid, timeout, cmd.ErrOrStderr())
+			if err != nil {
+				return err
+			}
+			printTimings(cmd.ErrOrStderr(), st)
+			printNextSteps(cmd.OutOrStdout(), st)
+			return nil
+		},
+	}
+	cmd.Flags().BoolVar(&noKubeconfig, "no-kubeconfig-update", false, "do not add the lab's context to your kubeconfig")
+	cmd.Flags().DurationVar(&timeout, "timeout", 60*time.Minute, "give up after this long (the first run builds Kubernetes, Argo CD and Gitea from source: ~20 min on 2 cores)")
+	return cmd
+}
+
+// followUntilReady streams the supervisor's log as progress until the lab
+// reports ready or failed.
+func followUntilReady(ctx context.Context, dir, logPath string, pid int, timeout time.Duration, progress io.Writer) (*lab.Status, error) {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	logf, err := os.Open(logPath)
+	if err != nil {
+		return nil, err
+	}
+	defer logf.Close()
+	reader := bufio.NewReader(logf)
+	for {
+		for {
+			line, err := reader.ReadString('\n')
+			if line != "" && strings.HasSuffix(line, "\n") {
+				fmt.Fprint(progress, "  ", line)
+			} else if line != "" {
+				// Partial line: read it again once complete.
+				_, _ = logf.Seek(-int64(len(line)), io.SeekCurrent)
+				reader.Reset(logf)
+			}
+			if err != nil {
+				break
+			}
+		}
+		st, err := lab.ReadStatus(dir)
+		if err == nil {
+			switch st.Phase {
+			case "ready":
+				return st, nil
+			case "failed", "stopped":
+				return nil, fmt.Errorf("lab failed to start: %s\n(see %s and the component logs in %s/logs)", st.Error, logPath, dir)
+			}
+		}
+		if !processAlive(pid) {
+			return nil, fmt.Errorf("the lab supervisor exited; see %s", logPath)
+		}
+		select {
+		case <-ctx.Done():
+			return nil, fmt.Errorf("lab not ready after %s; it keeps starting in the background (tug lab status, tug lab down)", timeout)
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+}
+
+func newLabSuperviseCmd(f *labFlags) *cobra.Command {
+	var noKubeconfig bool
+	cmd := &cobra.Command{
+		Use:    "supervise",
+		Short:  "Run the lab in the foreground (what 'lab up' starts in the background)",
+		Hidden: true,
+		Args:   cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			repo, err := repoRoot(f.repo)
+			if err != nil {
+				return err
+			}
+			mods, err := tools.FindModulesDir(repo)
+			if err != nil {
+				return err
+			}
+			log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
+			ctx, stop := signal.NotifyContext(cmd.Context(), syscall.SIGTERM, syscall.SIGINT)
+			defer stop()
+			l, err := lab.Start(ctx, lab.Options{
+				Name: f.name, StateRoot: f.stateRoot, RepoRoot: repo, Log: log,
+				Tools:                &tools.Builder{ModulesDir: mods, Log: log},
+				UpdateUserKubeconfig: !noKubeconfig,
+			})
+			if err != nil {
+				return err
+			}
+			log.Info("lab ready; supervising until 'tug lab down'")
+			l.Supervise(ctx)
+			log.Info("stopping lab")
+			return l.Stop(context.Background())
+		},
+	}
+	cmd.Flags().BoolVar(&noKubeconfig, "no-kubeconfig-update", false, "do not add the lab's context to your kubeconfig")
+	return cmd
+}
+
+func newLabDownCmd(f *labFlags) *cobra.Command {
+	var deleteState bool
+	cmd := &cobra.Command{
+		Use:   "down",
+		Short: "Stop every lab process (keeping the state unless --delete)",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			dir, err := f.dir()
+			if err != nil {
+				return err
+			}
+			if err := lab.Down(cmd.Context(), dir, 30*time.Second); err != nil {
+				return err
+			}
+			_ = lab.RemoveUserContext(f.name)
+			if deleteState {
+				if err := os.RemoveAll(dir); err != nil {
+					return err
+				}
+				fmt.Fprintf(cmd.ErrOrStderr(), "lab %q stopped and its state deleted\n", f.name)
+				return nil
+			}
+			fmt.Fprintf(cmd.ErrOrStderr(), "lab %q stopped (state kept in %s; 'tug lab up' resumes it)\n", f.name, dir)
+			return nil
+		},
+	}
+	cmd.Flags().BoolVar(&deleteState, "delete", false, "also delete the lab's state (database, PKI, forge)")
+	return cmd
+}
+
+func newLabStatusCmd(f *labFlags) *cobra.Command {
+	var output string
+	cmd := &cobra.Command{
+		Use:   "status",
+		Short: "Show each lab component with its pid, ports and health",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			dir, err := f.dir()
+			if err != nil {
+				return err
+			}
+			st, err := lab.ProbeStatus(cmd.Context(), dir)
+			if err != nil {
+				return err
+			}
+			switch output {
+			case "json":
+				enc := json.NewEncoder(cmd.OutOrStdout())
+				enc.SetIndent("", "  ")
+				return enc.Encode(st)
+			case "yaml":
+				data, err := yaml.Marshal(st)
+				if err != nil {
+					return err
+				}
+				_, err = cmd.OutOrStdout().Write(data)
+				return err
+			case "", "table":
+			default:
+				return usageError{fmt.Errorf("-o %s: use table, json or yaml", output)}
+			}
+			w := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
+			fmt.Fprintf(w, "lab %s: %s (supervisor pid %d, redis: %s)\n", st.Name, st.Phase, st.Supervisor, st.Redis)
+			fmt.Fprintln(w, "COMPONENT\tPID\tPORTS\tRESTARTS\tHEALTHY\tERROR")
+			for _, c := range st.Components {
+				fmt.Fprintf(w, "%s\t%d\t%s\t%d\t%v\t%s\n", c.Name, c.PID, portsText(c.Ports), c.Restarts, c.Healthy, c.Error)
+			}
+			w.Flush()
+			for _, c := range st.Components {
+				if !c.Healthy {
+					return errFindings
+				}
+			}
+			return nil
+		},
+	}
+	cmd.Flags().StringVarP(&output, "output", "o", "table", "output format: table, json or yaml")
+	return cmd
+}
+
+func newLabLogsCmd(f *labFlags) *cobra.Command {
+	var lines int
+	cmd := &cobra.Command{
+		Use:   "logs COMPONENT",
+		Short: "Print a component's log (see 'tug lab status' for the names; 'supervisor' is the lab's own)",
+		Args:  cobra.ExactArgs(1),
+		ValidArgsFunction: func(cmd *cobra.Command, _ []string, _ string) ([]string, cobra.ShellCompDirective) {
+			dir, err := f.dir()
+			if err != nil {
+				return nil, cobra.ShellCompDirectiveNoFileComp
+			}
+			entries, _ := os.ReadDir(filepath.Join(dir, "logs"))
+			var names []string
+			for _, e := range entries {
+				names = append(names, strings.TrimSuffix(e.Name(), ".log"))
+			}
+			return names, cobra.ShellCompDirectiveNoFileComp
+		},
+		RunE: func(cmd *cobra.Command, args []string) error {
+			dir, err := f.dir()
+			if err != nil {
+				return err
+			}
+			name := filepath.Base(args[0])
+			path := filepath.Join(dir, "logs", name+".log")
+			if name == "gitea" {
+				path = filepath.Join(dir, "gitea", "log", "gitea.log")
+			}
+			data, err := os.ReadFile(path)
+			if errors.Is(err, os.ErrNotExist) {
+				return usageError{fmt.Errorf("no log for %q in %s/logs: see 'tug lab status' for component names", name, dir)}
+			}
+			if err != nil {
+				return err
+			}
+			all := strings.SplitAfter(string(data), "\n")
+			if lines > 0 && len(all) > lines {
+				all = all[len(all)-lines:]
+			}
+			_, err = io.WriteString(cmd.OutOrStdout(), strings.Join(all, ""))
+			return err
+		},
+	}
+	cmd.Flags().IntVarP(&lines, "tail", "n", 200, "number of lines from the end (0 for all)")
+	return cmd
+}
+
+func newLabKubeconfigCmd(f *labFlags) *cobra.Command {
+	var pathOnly bool
+	cmd := &cobra.Command{
+		Use:   "kubeconfig",
+		Short: "Print the lab administrator's kubeconfig (or its path with --path)",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			dir, err := f.dir()
+			if err != nil {
+				return err
+			}
+			path := filepath.Join(dir, "kubeconfig", "admin.yaml")
+			if pathOnly {
+				fmt.Fprintln(cmd.OutOrStdout(), path)
+				return nil
+			}
+			data, err := os.ReadFile(path)
+			if err != nil {
+				return fmt.Errorf("no kubeconfig in %s: start the lab with 'tug lab up'", dir)
+			}
+			_, err = cmd.OutOrStdout().Write(data)
+			return err
+		},
+	}
+	cmd.Flags().BoolVar(&pathOnly, "path", false, "print the file's path instead of its content")
+	return cmd
+}
+
+func newLabEnvCmd(f *labFlags) *cobra.Command {
+	return &cobra.Command{
+		Use:   "env",
+		Short: "Print shell exports for the lab (no secret is printed)",
+		Example: `  eval "$(tug lab env)"
+  argocd login "$ARGOCD_SERVER" --username operator --grpc-web \
+    --password "$(kubectl -n argocd get secret tug-credentials -o jsonpath='{.data.operator-password}' | base64 -d)"`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			dir, err := f.dir()
+			if err != nil {
+				return err
+			}
+			st, err := lab.ReadStatus(dir)
+			if err != nil {
+				return err
+			}
+			w := cmd.OutOrStdout()
+			fmt.Fprintf(w, "export KUBECONFIG=%q\n", st.Kubeconfig)
+			if a := st.Endpoints["argocd"]; a != "" {
+				fmt.Fprintf(w, "export ARGOCD_SERVER=%q\n", strings.TrimPrefix(a, "https://"))
+			}
+			fmt.Fprintf(w, "export SSL_CERT_FILE=%q\n", filepath.Join(dir, "pki", "ca.crt"))
+			if u := st.Endpoints["forge"]; u != "" {
+				fmt.Fprintf(w, "export TUG_FORGE_URL=%q\n", u)
+			}
+			fmt.Fprintf(w, "# Credentials are not printed. Argo CD's operator password and deployer token:\n")
+			fmt.Fprintf(w, "#   kubectl -n argocd get secret tug-credentials -o jsonpath='{.data.operator-password}' | base64 -d\n")
+			fmt.Fprintf(w, "# The forge's admin token is in %s (mode 0600).\n", filepath.Join(dir, "gitea", "admin-token"))
+			return nil
+		},
+	}
+}
+
+func printNextSteps(w io.Writer, st *lab.Status) {
+	fmt.Fprintf(w, `Lab %q is ready.
+  Kubernetes API  %s   (kubectl context %s)
+  Argo CD API     %s   (login: operator; admin is disabled)
+  Git forge       %s
+  Repository      %s
+
+Try:
+  kubectl get applications -n argocd
+  tug status
+  eval "$(tug lab env)"      # exports KUBECONFIG, ARGOCD_SERVER, TUG_FORGE_URL; prints no secret
+  tug lab down
+`, st.Name, st.Endpoints["kubernetes"], lab.ContextName(st.Name), st.Endpoints["argocd"], st.Endpoints["forge"], st.Endpoints["repository"])
+}
+
+func printTimings(w io.Writer, st *lab.Status) {
+	var parts []string
+	total := 0.0
+	for _, t := range st.Timings {
+		parts = append(parts, fmt.Sprintf("%s %.1fs", t.Phase, t.Seconds))
+		total += t.Seconds
+	}
+	fmt.Fprintf(w, "Phases: %s (total %.1fs)\n", strings.Join(parts, ", "), total)
+}
+
+func portsText(p map[string]int) string {
+	var parts []string
+	for k, v := range p {
+		parts = append(parts, fmt.Sprintf("%s=%d", k, v))
+	}
+	return strings.Join(parts, ",")
+}
+
+func processAlive(pid int) bool {
+	if pid <= 0 {
+		return false
+	}
+	return syscall.Kill(pid, 0) == nil
+}
+
+// repoRoot returns flagValue, or the repository around the working
+// directory (the folder holding tug.yaml).
+func repoRoot(flagValue string) (string, error) {
+	start := flagValue
+	if start == "" {
+		wd, err := os.Getwd()
+		if err != nil {
+			return "", err
+		}
+		start = wd
+	}
+	dir, err := filepath.Abs(start)
+	if err != nil {
+		return "", err
+	}
+	for d := dir; ; d = filepath.Dir(d) {
+		if _, err := os.Stat(filepath.Join(d, "tug.yaml")); err == nil {
+			return d, nil
+		}
+		if filepath.Dir(d) == d {
+			break
+		}
+	}
+	return "", usageError{fmt.Errorf("no tug.yaml in %s or above: run inside a clone of the GitOps repository or pass --repo", dir)}
+}

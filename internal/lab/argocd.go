@@ -1,0 +1,364 @@
+package lab
+
+import (
+	"context"
+	cryptorand "crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	appsv1 "k8s.io/api/apps/v1"
+	authv1 "k8s.io/api/authentication/v1"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/utils/ptr"
+
+	"github.com/tug-gitops/tug/internal/bootstrap"
+	"github.com/tug-gitops/tug/internal/tools"
+)
+
+// ArgoCDNamespace is where Argo CD and its Applications live.
+const ArgoCDNamespace = "argocd"
+
+// argoComponents are the upstream workloads the lab runs as processes, in
+// start order. Dex (SSO, not configured) and the notifications controller
+// are not run; the lab uses local accounts.
+var argoComponents = []string{"argocd-repo-server", "argocd-server", "argocd-application-controller", "argocd-applicationset-controller"}
+
+// labRunsAsProcess reports whether obj is a workload the lab replaces with
+// a local process (so bootstrap must not create it on the API server).
+func labRunsAsProcess(obj *unstructured.Unstructured) bool {
+	switch obj.GetKind() {
+	case "Deployment", "StatefulSet", "Job":
+		return true
+	}
+	return false
+}
+
+// podSpecOf returns the pod template of a Deployment or StatefulSet.
+func podSpecOf(obj *unstructured.Unstructured) (*corev1.PodSpec, error) {
+	switch obj.GetKind() {
+	case "Deployment":
+		var d appsv1.Deployment
+		if err := runtime.DefaultUnstructuredConverter.FromUnstructured(obj.Object, &d); err != nil {
+			return nil, err
+		}
+		return &d.Spec.Template.Spec, nil
+	case "StatefulSet":
+		var s appsv1.StatefulSet
+		if err := runtime.DefaultUnstructuredConverter.FromUnstructured(obj.Object, &s); err != nil {
+			return nil, err
+		}
+		return &s.Spec.Template.Spec, nil
+	}
+	return nil, fmt.Errorf("%s/%s is not a Deployment or StatefulSet", obj.GetKind(), obj.GetName())
+}
+
+// workloadEnv resolves a container's environment the way the kubelet would:
+// literal values, ConfigMap keys (optional keys left unset when missing),
+// Secret keys and the pod's namespace. This is how argocd-cmd-params-cm
+// reaches the processes, exactly as it reaches the upstream pods.
+func workloadEnv(c corev1.Container, configMaps map[string]map[string]string, secret func(name, key string) (string, bool)) ([]string, error) {
+	var env []string
+	for _, e := range c.Env {
+		switch {
+		case e.ValueFrom == nil:
+			env = append(env, e.Name+"="+e.Value)
+		case e.ValueFrom.ConfigMapKeyRef != nil:
+			ref := e.ValueFrom.ConfigMapKeyRef
+			v, ok := configMaps[ref.Name][ref.Key]
+			if !ok {
+				if ref.Optional != nil && *ref.Optional {
+					continue
+				}
+				return nil, fmt.Errorf("env %s: configmap %s has no key %s", e.Name, ref.Name, ref.Key)
+			}
+			env = append(env, e.Name+"="+v)
+		case e.ValueFrom.SecretKeyRef != nil:
+			ref := e.ValueFrom.SecretKeyRef
+			v, ok := secret(ref.Name, ref.Key)
+			if !ok {
+				if ref.Optional != nil && *ref.Optional {
+					continue
+				}
+				return nil, fmt.Errorf("env %s: secret %s has no key %s", e.Name, ref.Name, ref.Key)
+			}
+			env = append(env, e.Name+"="+v)
+		case e.ValueFrom.FieldRef != nil && e.ValueFrom.FieldRef.FieldPath == "metadata.namespace":
+			env = append(env, e.Name+"="+ArgoCDNamespace)
+		}
+	}
+	return env, nil
+}
+
+// argoProcess turns one upstream workload into a lab component.
+func (l *Lab) argoProcess(ctx context.Context, name string, objs []*unstructured.Unstructured, argocdBin, helmBin string, redis string) (component, error) {
+	var wl *unstructured.Unstructured
+	configMaps := map[string]map[string]string{}
+	for _, o := range objs {
+		if o.GetKind() == "ConfigMap" {
+			data, _, _ := unstructured.NestedStringMap(o.Object, "data")
+			configMaps[o.GetName()] = data
+		}
+		if labRunsAsProcess(o) && o.GetName() == name {
+			wl = o
+		}
+	}
+	if wl == nil {
+		return component{}, fmt.Errorf("infra/argocd renders no workload %s: the lab runs the upstream components it finds there", name)
+	}
+	spec, err := podSpecOf(wl)
+	if err != nil {
+		return component{}, err
+	}
+	ctr := spec.Containers[0]
+	cs, err := l.clientset()
+	if err != nil {
+		return component{}, err
+	}
+	secret := func(sname, key string) (string, bool) {
+		s, err := cs.CoreV1().Secrets(ArgoCDNamespace).Get(ctx, sname, metav1.GetOptions{})
+		if err != nil {
+			return "", false
+		}
+		v, ok := s.Data[key]
+		return string(v), ok
+	}
+	env, err := workloadEnv(ctr, configMaps, secret)
+	if err != nil {
+		return component{}, fmt.Errorf("%s: %w", name, err)
+	}
+	kubeconfig, err := l.serviceAccountKubeconfig(ctx, spec.ServiceAccountName, name)
+	if err != nil {
+		return component{}, err
+	}
+	home := filepath.Join(l.dir, "argocd", name)
+	for _, d := range []string{"tls", "ssh", "gpg/keys", "gpg/source", "tmp"} {
+		if err := os.MkdirAll(filepath.Join(home, d), 0o700); err != nil {
+			return component{}, err
+		}
+	}
+	env = append(append(l.baseEnv(), env...),
+		"ARGOCD_BINARY_NAME="+name,
+		// Out of a pod, "in-cluster" means the kubeconfig below: the
+		// in-cluster destination https://kubernetes.default.svc then
+		// reaches the lab's API server with this component's own
+		// ServiceAccount, so the upstream RBAC applies unchanged.
+		"ARGOCD_FAKE_IN_CLUSTER=true",
+		"KUBECONFIG="+kubeconfig,
+		"ARGOCD_TLS_DATA_PATH="+filepath.Join(home, "tls"),
+		"ARGOCD_SSH_DATA_PATH="+filepath.Join(home, "ssh"),
+		"ARGOCD_GNUPGHOME="+filepath.Join(home, "gpg/keys"),
+		"ARGOCD_GPG_DATA_PATH="+filepath.Join(home, "gpg/source"),
+		// GnuPG commit verification needs the gpg agent the image ships; the
+		// lab has none, and the product's project does not require signatures.
+		"ARGOCD_GPG_ENABLED=false",
+		"TMPDIR="+filepath.Join(home, "tmp"),
+		"PATH="+filepath.Dir(helmBin)+string(os.PathListSeparator)+os.Getenv("PATH"),
+	)
+	args := append([]string(nil), ctr.Args[min(1, len(ctr.Args)):]...) // drop the binary path
+	c := component{Name: name, Binary: argocdBin, Env: env, Dir: home, Ports: map[string]int{}}
+	port := func(key string) int {
+		p, _ := l.ports.get(name + "/" + key)
+		c.Ports[key] = p
+		return p
+	}
+	repoServer := "127.0.0.1:" + strconv.Itoa(l.ports[("argocd-repo-server/grpc")])
+	switch name {
+	case "argocd-repo-server":
+		grpc, metrics := port("grpc"), port("metrics")
+		args = append(args, "--address=127.0.0.1", "--port="+strconv.Itoa(grpc), "--metrics-address=127.0.0.1", "--metrics-port="+strconv.Itoa(metrics), "--redis="+redis)
+		c.Ready = httpOK("http://127.0.0.1:" + strconv.Itoa(metrics) + "/healthz")
+	case "argocd-server":
+		https, metrics := port("https"), port("metrics")
+		args = append(args, "--address=127.0.0.1", "--port="+strconv.Itoa(https), "--metrics-address=127.0.0.1", "--metrics-port="+strconv.Itoa(metrics), "--redis="+redis, "--repo-server="+repoServer)
+		c.Ready = httpsHealthy(https)
+	case "argocd-application-controller":
+		// The v3.2 controller binds its metrics listener to all
+		// interfaces (controller/metrics: hard-coded ":port"); it is the
+		// lab's one listener not on loopback, see docs/lab.md.
+		metrics := port("metrics")
+		args = append(args, "--metrics-port="+strconv.Itoa(metrics), "--redis="+redis, "--repo-server="+repoServer)
+		c.Ready = httpOK("http://127.0.0.1:" + strconv.Itoa(metrics) + "/healthz")
+	case "argocd-applicationset-controller":
+		metrics, probe, webhook := port("metrics"), port("probe"), port("webhook")
+		args = append(args, "--metrics-addr=127.0.0.1:"+strconv.Itoa(metrics), "--probe-addr=127.0.0.1:"+strconv.Itoa(probe), "--webhook-addr=127.0.0.1:"+strconv.Itoa(webhook), "--argocd-repo-server="+repoServer)
+		c.Ready = httpOK("http://127.0.0.1:" + strconv.Itoa(probe) + "/healthz")
+	}
+	c.Args = args
+	return c, nil
+}
+
+// serviceAccountKubeconfig writes a kubeconfig that authenticates as the
+// component's ServiceAccount, with a token from the TokenRequest API.
+func (l *Lab) serviceAccountKubeconfig(ctx context.Context, sa, component string) (string, error) {
+	if sa == "" {
+		sa = "default"
+	}
+	cs, err := l.clientset()
+	if err != nil {
+		return "", err
+	}
+	tr, err := cs.CoreV1().ServiceAccounts(ArgoCDNamespace).CreateToken(ctx, sa, &authv1.TokenRequest{
+		Spec: authv1.TokenRequestSpec{ExpirationSeconds: ptr.To[int64](int64((30 * 24 * time.Hour).Seconds()))},
+	}, metav1.CreateOptions{})
+	if err != nil {
+		return "", fmt.Errorf("token for serviceaccount %s/%s: %w", ArgoCDNamespace, sa, err)
+	}
+	path := filepath.Join(l.dir, "kubeconfig", component+".yaml")
+	return path, writeKubeconfig(path, l.apiServer, l.pki.caPath(), "", "", tr.Status.Token, ArgoCDNamespace, "lab")
+}
+
+func httpOK(url string) func(context.Context) error {
+	return func(ctx context.Context) error {
+		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+		resp, err := insecureClient.Do(req)
+		if err != nil {
+			return err
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			return fmt.Errorf("%s: %s", url, resp.Status)
+		}
+		return nil
+	}
+}
+
+// startArgoCD bootstraps Argo CD's configuration on the lab's API server —
+// the same infra/argocd a real cluster gets, less the workloads — and runs
+// the workloads as processes.
+func (l *Lab) startArgoCD(ctx context.Context, bins map[tools.Tool]string) error {
+	cfg, err := l.RESTConfig()
+	if err != nil {
+		return err
+	}
+	var out strings.Builder
+	if _, err := bootstrap.Run(ctx, bootstrap.Options{
+		RESTConfig: cfg, RepoRoot: l.opts.RepoRoot, RepoURL: l.ForgeRepoURL(),
+		Exclude: labRunsAsProcess, Out: &out,
+	}); err != nil {
+		return fmt.Errorf("bootstrap Argo CD: %w\n%s", err, out.String())
+	}
+	l.opts.Log.Debug("bootstrap", "report", out.String())
+	objs, err := bootstrap.Render(l.opts.RepoRoot)
+	if err != nil {
+		return err
+	}
+	redisPassword, err := l.ensureLabSecrets(ctx)
+	if err != nil {
+		return err
+	}
+	redisPort, err := l.ports.get("redis")
+	if err != nil {
+		return err
+	}
+	kind, err := l.startRedis(ctx, redisPort, redisPassword)
+	if err != nil {
+		return err
+	}
+	l.mu.Lock()
+	l.status.Redis = kind
+	l.mu.Unlock()
+	redis := "127.0.0.1:" + strconv.Itoa(redisPort)
+	var comps []component
+	for _, name := range argoComponents {
+		c, err := l.argoProcess(ctx, name, objs, bins[tools.ArgoCD], bins[tools.Helm], redis)
+		if err != nil {
+			return err
+		}
+		comps = append(comps, c)
+	}
+	if err := l.ports.save(filepath.Join(l.dir, "ports.json")); err != nil {
+		return err
+	}
+	// The repo-server first: the others dial it.
+	if err := l.run(ctx, comps[0]); err != nil {
+		return err
+	}
+	for _, c := range comps[1:] {
+		if err := l.startOnly(c); err != nil {
+			return err
+		}
+	}
+	for _, p := range l.procsNamed(argoComponents[1:]...) {
+		if err := p.waitReady(ctx, 90*time.Second); err != nil {
+			return err
+		}
+	}
+	l.mu.Lock()
+	l.status.Endpoints["argocd"] = "https://127.0.0.1:" + strconv.Itoa(l.ports["argocd-server/https"])
+	l.status.Endpoints["kubernetes"] = l.apiServer
+	l.status.Endpoints["forge"] = l.forge.URL()
+	l.status.Endpoints["repository"] = l.ForgeRepoURL()
+	l.mu.Unlock()
+	return nil
+}
+
+// ensureLabSecrets creates what upstream's init Job and cert-manager
+// setups would: the Redis password (argocd-redis) and argocd-server's TLS
+// certificate issued by the lab CA. It returns the Redis password.
+func (l *Lab) ensureLabSecrets(ctx context.Context) (string, error) {
+	cs, err := l.clientset()
+	if err != nil {
+		return "", err
+	}
+	secrets := cs.CoreV1().Secrets(ArgoCDNamespace)
+	redis, err := secrets.Get(ctx, "argocd-redis", metav1.GetOptions{})
+	if apierrors.IsNotFound(err) {
+		redis = &corev1.Secret{
+			ObjectMeta: metav1.ObjectMeta{Name: "argocd-redis", Namespace: ArgoCDNamespace},
+			Data:       map[string][]byte{"auth": []byte(randomToken(24))},
+		}
+		redis, err = secrets.Create(ctx, redis, metav1.CreateOptions{})
+	}
+	if err != nil {
+		return "", fmt.Errorf("secret argocd/argocd-redis: %w", err)
+	}
+	crt, err := os.ReadFile(l.pki.certPath("argocd-server"))
+	if err != nil {
+		return "", err
+	}
+	key, err := os.ReadFile(l.pki.keyPath("argocd-server"))
+	if err != nil {
+		return "", err
+	}
+	tlsSecret := &corev1.Secret{
+		ObjectMeta: metav1.ObjectMeta{Name: "argocd-server-tls", Namespace: ArgoCDNamespace},
+		Type:       corev1.SecretTypeTLS,
+		Data:       map[string][]byte{"tls.crt": crt, "tls.key": key},
+	}
+	if _, err := secrets.Create(ctx, tlsSecret, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
+		return "", fmt.Errorf("secret argocd/argocd-server-tls: %w", err)
+	}
+	return string(redis.Data["auth"]), nil
+}
+
+func (l *Lab) procsNamed(names ...string) []*process {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	var out []*process
+	for _, n := range names {
+		for _, p := range l.procs {
+			if p.c.Name == n {
+				out = append(out, p)
+			}
+		}
+	}
+	return out
+}
+
+func randomToken(n int) string {
+	b := make([]byte, n)
+	if _, err := cryptorand.Read(b); err != nil {
+		panic(err) // crypto/rand never fails on Linux
+	}
+	return hex.EncodeToString(b)
+}

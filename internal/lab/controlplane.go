@@ -1,0 +1,280 @@
+package lab
+
+import (
+	"context"
+	_ "embed"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strconv"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/resource"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+
+	"github.com/tug-gitops/tug/internal/tools"
+)
+
+//go:embed kwok-stages.yaml
+var kwokStages []byte
+
+const (
+	serviceCIDR = "10.96.0.0/16"
+	podCIDR     = "10.244.0.0/16"
+	nodeName    = "lab-node-1"
+)
+
+// Identities the lab issues client certificates for. Each control-plane
+// component gets its own, so RBAC applies to it as in a real cluster.
+var identities = []identity{
+	{name: "apiserver", cn: "kube-apiserver", server: true},
+	{name: "admin", cn: "tug-lab-admin", orgs: []string{"system:masters"}},
+	{name: "controller-manager", cn: "system:kube-controller-manager"},
+	{name: "scheduler", cn: "system:kube-scheduler"},
+	// kwok plays every node's kubelet: it updates node and pod status for
+	// all nodes, which the Node authorizer grants only per node, so it
+	// runs as an administrator.
+	{name: "kwok", cn: "kwok-controller", orgs: []string{"system:masters"}},
+	{name: "argocd-server", cn: "argocd-server", server: true},
+}
+
+func (l *Lab) controlPlaneComponents(bins map[tools.Tool]string) ([]component, error) {
+	p := l.pki
+	saKey, saPub, err := p.serviceAccountKey()
+	if err != nil {
+		return nil, err
+	}
+	kinePort, err := l.ports.get("kine")
+	if err != nil {
+		return nil, err
+	}
+	apiPort, err := l.ports.get("apiserver")
+	if err != nil {
+		return nil, err
+	}
+	kcmPort, _ := l.ports.get("controller-manager")
+	schedPort, _ := l.ports.get("scheduler")
+	kwokPort, _ := l.ports.get("kwok")
+	l.apiServer = "https://127.0.0.1:" + strconv.Itoa(apiPort)
+
+	for _, id := range []string{"controller-manager", "scheduler", "kwok", "admin"} {
+		kc := filepath.Join(l.dir, "kubeconfig", id+".yaml")
+		if err := writeKubeconfig(kc, l.apiServer, p.caPath(), p.certPath(id), p.keyPath(id), "", "default", ContextName(l.opts.Name)); err != nil {
+			return nil, err
+		}
+	}
+	stages := filepath.Join(l.dir, "kwok", "stages.yaml")
+	if err := os.MkdirAll(filepath.Dir(stages), 0o700); err != nil {
+		return nil, err
+	}
+	if err := writeFileAtomic(stages, kwokStages, 0o600); err != nil {
+		return nil, err
+	}
+	dataDir := filepath.Join(l.dir, "kine")
+	if err := os.MkdirAll(dataDir, 0o700); err != nil {
+		return nil, err
+	}
+	kc := func(id string) string { return filepath.Join(l.dir, "kubeconfig", id+".yaml") }
+	env := l.baseEnv()
+
+	kine := component{
+		Name: "kine", Binary: bins[tools.Kine], Env: env, Dir: dataDir,
+		Args: []string{
+			"--listen-address=127.0.0.1:" + strconv.Itoa(kinePort),
+			"--endpoint=sqlite://" + filepath.Join(dataDir, "state.db") + "?_journal_mode=WAL&_busy_timeout=30000&_synchronous=NORMAL&_txlock=immediate&cache=shared",
+			"--metrics-bind-address=0",
+		},
+		Ports: map[string]int{"etcd": kinePort},
+		Ready: tcpReady(kinePort),
+	}
+	apiserver := component{
+		Name: "kube-apiserver", Binary: bins[tools.KubeAPIServer], Env: env,
+		Args: []string{
+			"--etcd-servers=http://127.0.0.1:" + strconv.Itoa(kinePort),
+			"--bind-address=127.0.0.1",
+			"--advertise-address=127.0.0.1",
+			"--secure-port=" + strconv.Itoa(apiPort),
+			"--cert-dir=" + filepath.Join(l.dir, "apiserver"),
+			"--tls-cert-file=" + p.certPath("apiserver"),
+			"--tls-private-key-file=" + p.keyPath("apiserver"),
+			"--client-ca-file=" + p.caPath(),
+			"--service-account-key-file=" + saPub,
+			"--service-account-signing-key-file=" + saKey,
+			"--service-account-issuer=https://kubernetes.default.svc.cluster.local",
+			"--service-cluster-ip-range=" + serviceCIDR,
+			"--authorization-mode=Node,RBAC",
+			"--allow-privileged=false",
+			"--anonymous-auth=false",
+			"--profiling=false",
+			// The lab has one API server on loopback: the `kubernetes`
+			// Endpoints would point at 127.0.0.1, which the API rejects.
+			"--endpoint-reconciler-type=none",
+			"--enable-priority-and-fairness=false",
+			"--storage-media-type=application/json",
+		},
+		Ports: map[string]int{"https": apiPort},
+		Ready: l.apiReady,
+	}
+	kcm := component{
+		Name: "kube-controller-manager", Binary: bins[tools.KubeControllerManager], Env: env,
+		Args: []string{
+			"--kubeconfig=" + kc("controller-manager"),
+			"--authentication-kubeconfig=" + kc("controller-manager"),
+			"--authorization-kubeconfig=" + kc("controller-manager"),
+			"--bind-address=127.0.0.1",
+			"--secure-port=" + strconv.Itoa(kcmPort),
+			"--cert-dir=" + filepath.Join(l.dir, "controller-manager"),
+			"--root-ca-file=" + p.caPath(),
+			"--service-account-private-key-file=" + saKey,
+			"--use-service-account-credentials=true",
+			"--leader-elect=false",
+			"--flex-volume-plugin-dir=" + filepath.Join(l.dir, "controller-manager", "flex"),
+			"--controllers=*,-nodeipam,-nodelifecycle,-cloud-node-lifecycle,-service-lb-controller,-node-route-controller,-persistentvolume-expander",
+			"--profiling=false",
+		},
+		Ports: map[string]int{"https": kcmPort},
+		Ready: httpsHealthy(kcmPort),
+	}
+	sched := component{
+		Name: "kube-scheduler", Binary: bins[tools.KubeScheduler], Env: env,
+		Args: []string{
+			"--kubeconfig=" + kc("scheduler"),
+			"--authentication-kubeconfig=" + kc("scheduler"),
+			"--authorization-kubeconfig=" + kc("scheduler"),
+			"--bind-address=127.0.0.1",
+			"--secure-port=" + strconv.Itoa(schedPort),
+			"--cert-dir=" + filepath.Join(l.dir, "scheduler"),
+			"--leader-elect=false",
+			"--profiling=false",
+		},
+		Ports: map[string]int{"https": schedPort},
+		Ready: httpsHealthy(schedPort),
+	}
+	kwok := component{
+		Name: "kwok", Binary: bins[tools.Kwok], Env: env,
+		Args: []string{
+			"--kubeconfig=" + kc("kwok"),
+			"--config=" + stages,
+			"--manage-all-nodes=true",
+			"--cidr=" + podCIDR,
+			"--node-ip=127.0.0.1",
+			"--server-address=127.0.0.1:" + strconv.Itoa(kwokPort),
+			"--node-lease-duration-seconds=40",
+		},
+		Ports: map[string]int{"http": kwokPort},
+		Ready: tcpReady(kwokPort),
+	}
+	return []component{kine, apiserver, kcm, sched, kwok}, nil
+}
+
+// baseEnv is the environment every component starts with: the user's,
+// with caches and temporary files kept inside the lab's state.
+func (l *Lab) baseEnv() []string {
+	return append(os.Environ(),
+		"KUBECACHEDIR="+filepath.Join(l.dir, "cache", "kube"),
+		"HOME="+filepath.Join(l.dir, "home"),
+	)
+}
+
+func (l *Lab) apiReady(ctx context.Context) error {
+	cs, err := l.clientset()
+	if err != nil {
+		return err
+	}
+	body, err := cs.Discovery().RESTClient().Get().AbsPath("/readyz").DoRaw(ctx)
+	if err != nil {
+		return fmt.Errorf("readyz: %v %s", err, body)
+	}
+	return nil
+}
+
+// ensureNode registers the fake node kwok brings to Ready.
+func (l *Lab) ensureNode(ctx context.Context) error {
+	cs, err := l.clientset()
+	if err != nil {
+		return err
+	}
+	node := &corev1.Node{
+		ObjectMeta: metav1.ObjectMeta{
+			Name:        nodeName,
+			Labels:      map[string]string{"type": "kwok", "kubernetes.io/hostname": nodeName, "kubernetes.io/os": "linux"},
+			Annotations: map[string]string{"kwok.x-k8s.io/node": "fake", "node.alpha.kubernetes.io/ttl": "0"},
+		},
+		Status: corev1.NodeStatus{
+			Allocatable: corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("32"), corev1.ResourceMemory: resource.MustParse("256Gi"), corev1.ResourcePods: resource.MustParse("110")},
+			Capacity:    corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("32"), corev1.ResourceMemory: resource.MustParse("256Gi"), corev1.ResourcePods: resource.MustParse("110")},
+		},
+	}
+	if _, err := cs.CoreV1().Nodes().Create(ctx, node, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
+		return fmt.Errorf("create node %s: %w", nodeName, err)
+	}
+	return poll(ctx, 60*time.Second, func() error {
+		n, err := cs.CoreV1().Nodes().Get(ctx, nodeName, metav1.GetOptions{})
+		if err != nil {
+			return err
+		}
+		for _, c := range n.Status.Conditions {
+			if c.Type == corev1.NodeReady && c.Status == corev1.ConditionTrue {
+				return nil
+			}
+		}
+		return fmt.Errorf("node %s not Ready yet", nodeName)
+	})
+}
+
+func (l *Lab) clientset() (*kubernetes.Clientset, error) {
+	cfg, err := l.RESTConfig()
+	if err != nil {
+		return nil, err
+	}
+	return kubernetes.NewForConfig(cfg)
+}
+
+func tcpReady(port int) func(context.Context) error {
+	return func(ctx context.Context) error {
+		var d net.Dialer
+		c, err := d.DialContext(ctx, "tcp", "127.0.0.1:"+strconv.Itoa(port))
+		if err != nil {
+			return err
+		}
+		return c.Close()
+	}
+}
+
+// httpsHealthy probes /healthz of a component serving a self-signed certificate.
+func httpsHealthy(port int) func(context.Context) error {
+	return func(ctx context.Context) error {
+		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, "https://127.0.0.1:"+strconv.Itoa(port)+"/healthz", nil)
+		resp, err := insecureClient.Do(req)
+		if err != nil {
+			return err
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			return fmt.Errorf("healthz: %s", resp.Status)
+		}
+		return nil
+	}
+}
+
+// poll runs f until it returns nil or the timeout passes, returning f's last error.
+func poll(ctx context.Context, timeout time.Duration, f func() error) error {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	for {
+		err := f()
+		if err == nil {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("after %s: %w", timeout, err)
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}

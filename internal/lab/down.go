@@ -1,0 +1,103 @@
+package lab
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"strconv"
+	"syscall"
+	"time"
+)
+
+// Down stops the lab whose state is in dir: it asks the supervisor to stop
+// (SIGTERM), waits for it, then makes sure no component outlived it.
+func Down(ctx context.Context, dir string, timeout time.Duration) error {
+	st, err := ReadStatus(dir)
+	if err != nil {
+		return err
+	}
+	if alive(st.Supervisor) {
+		_ = syscall.Kill(st.Supervisor, syscall.SIGTERM)
+		if err := waitGone(ctx, st.Supervisor, timeout); err != nil {
+			_ = syscall.Kill(st.Supervisor, syscall.SIGKILL)
+		}
+	}
+	// A supervisor that crashed leaves its children: stop them by process group.
+	var left []string
+	for _, c := range st.Components {
+		if !alive(c.PID) {
+			continue
+		}
+		_ = syscall.Kill(-c.PID, syscall.SIGTERM)
+		_ = syscall.Kill(c.PID, syscall.SIGTERM)
+		if waitGone(ctx, c.PID, 10*time.Second) != nil {
+			_ = syscall.Kill(-c.PID, syscall.SIGKILL)
+			_ = syscall.Kill(c.PID, syscall.SIGKILL)
+			if waitGone(ctx, c.PID, 5*time.Second) != nil {
+				left = append(left, fmt.Sprintf("%s (pid %d)", c.Name, c.PID))
+			}
+		}
+	}
+	if len(left) > 0 {
+		return fmt.Errorf("could not stop %v", left)
+	}
+	if fresh, err := ReadStatus(dir); err == nil && fresh.Phase != "stopped" {
+		fresh.Phase = "stopped"
+		_ = writeStatus(dir, fresh)
+	}
+	return nil
+}
+
+// ProbeStatus reads the lab's status and checks now that each component's
+// process is alive and its first port answers.
+func ProbeStatus(ctx context.Context, dir string) (*Status, error) {
+	st, err := ReadStatus(dir)
+	if err != nil {
+		return nil, err
+	}
+	if !alive(st.Supervisor) && st.Phase != "stopped" {
+		st.Phase = "not running (supervisor gone)"
+	}
+	for i := range st.Components {
+		c := &st.Components[i]
+		c.Healthy = alive(c.PID) && c.Error == "" && portsAnswer(ctx, c.Ports)
+	}
+	return st, nil
+}
+
+// RemoveUserContext removes the lab's context from the user's kubeconfig.
+func RemoveUserContext(name string) error {
+	return removeFromUserKubeconfig(UserKubeconfigPath(), ContextName(name))
+}
+
+func portsAnswer(ctx context.Context, ports map[string]int) bool {
+	for _, p := range ports {
+		d := net.Dialer{Timeout: time.Second}
+		c, err := d.DialContext(ctx, "tcp", "127.0.0.1:"+strconv.Itoa(p))
+		if err != nil {
+			return false
+		}
+		c.Close()
+	}
+	return true
+}
+
+func alive(pid int) bool {
+	if pid <= 0 {
+		return false
+	}
+	if syscall.Kill(pid, 0) != nil {
+		return false
+	}
+	// A zombie (exited, not yet reaped by a dead parent) counts as gone.
+	return !isZombie(pid)
+}
+
+func waitGone(ctx context.Context, pid int, timeout time.Duration) error {
+	return poll(ctx, timeout, func() error {
+		if alive(pid) {
+			return fmt.Errorf("pid %d still running", pid)
+		}
+		return nil
+	})
+}

@@ -1,0 +1,145 @@
+package lab
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"regexp"
+	"sort"
+	"time"
+)
+
+var validName = regexp.MustCompile(`^[a-z0-9]([-a-z0-9]{0,30}[a-z0-9])?$`)
+
+// DefaultStateRoot is $XDG_STATE_HOME/tug/lab (or ~/.local/state/tug/lab).
+func DefaultStateRoot() string {
+	if d := os.Getenv("XDG_STATE_HOME"); d != "" {
+		return filepath.Join(d, "tug", "lab")
+	}
+	home, err := os.UserHomeDir()
+	if err != nil {
+		return filepath.Join(os.TempDir(), "tug", "lab")
+	}
+	return filepath.Join(home, ".local", "state", "tug", "lab")
+}
+
+// StateDir returns the state folder of the lab called name.
+func StateDir(root, name string) (string, error) {
+	if !validName.MatchString(name) {
+		return "", fmt.Errorf("lab name %q: use 1-32 lower-case letters, digits and '-'", name)
+	}
+	if root == "" {
+		root = DefaultStateRoot()
+	}
+	return filepath.Join(root, name), nil
+}
+
+// ports remembers which loopback port each listener got, so a lab that
+// starts again on the same state keeps its addresses (kubeconfigs, Argo CD
+// cluster URLs and the forge's clone URLs stay valid).
+type ports map[string]int
+
+func loadPorts(path string) (ports, error) {
+	p := ports{}
+	data, err := os.ReadFile(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return p, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	if err := json.Unmarshal(data, &p); err != nil {
+		return nil, fmt.Errorf("%s: %w (delete it to pick new ports)", path, err)
+	}
+	return p, nil
+}
+
+// get returns the remembered port for key when it is still free, or a new free one.
+func (p ports) get(key string) (int, error) {
+	if port, ok := p[key]; ok && portFree(port) {
+		return port, nil
+	}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, err
+	}
+	port := l.Addr().(*net.TCPAddr).Port
+	l.Close()
+	p[key] = port
+	return port, nil
+}
+
+func (p ports) save(path string) error {
+	data, _ := json.MarshalIndent(p, "", "  ")
+	return writeFileAtomic(path, data, 0o600)
+}
+
+func portFree(port int) bool {
+	l, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", port))
+	if err != nil {
+		return false
+	}
+	l.Close()
+	return true
+}
+
+// Status is what `tug lab status` shows.
+type Status struct {
+	Name       string            `json:"name"`
+	StateDir   string            `json:"stateDir"`
+	Supervisor int               `json:"supervisorPid,omitempty"`
+	Phase      string            `json:"phase"`
+	Error      string            `json:"error,omitempty"`
+	Redis      string            `json:"redis,omitempty"`
+	Kubeconfig string            `json:"kubeconfig"`
+	Endpoints  map[string]string `json:"endpoints,omitempty"`
+	Timings    []PhaseTiming     `json:"timings,omitempty"`
+	Components []ComponentStatus `json:"components"`
+	Updated    time.Time         `json:"updated"`
+}
+
+// PhaseTiming records how long one phase of `lab up` took.
+type PhaseTiming struct {
+	Phase   string  `json:"phase"`
+	Seconds float64 `json:"seconds"`
+}
+
+// ComponentStatus describes one supervised process.
+type ComponentStatus struct {
+	Name     string         `json:"name"`
+	PID      int            `json:"pid"`
+	Ports    map[string]int `json:"ports,omitempty"`
+	Restarts int            `json:"restarts"`
+	Healthy  bool           `json:"healthy"`
+	Error    string         `json:"error,omitempty"`
+	Log      string         `json:"log"`
+}
+
+func (s *Status) sortComponents() {
+	sort.SliceStable(s.Components, func(i, j int) bool { return s.Components[i].Name < s.Components[j].Name })
+}
+
+// ReadStatus reads the status file the supervisor keeps in dir.
+func ReadStatus(dir string) (*Status, error) {
+	data, err := os.ReadFile(filepath.Join(dir, "status.json"))
+	if err != nil {
+		if errors.Is(err, os.ErrNotExist) {
+			return nil, fmt.Errorf("no lab in %s: start one with 'tug lab up'", dir)
+		}
+		return nil, err
+	}
+	var s Status
+	if err := json.Unmarshal(data, &s); err != nil {
+		return nil, fmt.Errorf("%s/status.json: %w", dir, err)
+	}
+	return &s, nil
+}
+
+func writeStatus(dir string, s *Status) error {
+	s.Updated = time.Now().UTC()
+	data, _ := json.MarshalIndent(s, "", "  ")
+	return writeFileAtomic(filepath.Join(dir, "status.json"), data, 0o600)
+}
