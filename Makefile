@@ -1,13 +1,24 @@
 # The README's two commands: `make lab` (the main job) and `make test`.
 GO ?= go
 
-.PHONY: build test lab
+.PHONY: build test test-short lab lab-down
 build:
 	$(GO) build -o bin/tug ./cmd/tug
 
-test:
+# Everything CI runs: vet, the unit tests, the end-to-end tests in a real
+# lab (first run builds Kubernetes, Argo CD and Gitea: ~25 min on 2 cores),
+# and tug's own offline validation of this repository.
+test: build
 	$(GO) vet ./...
-	$(GO) test ./...
+	./bin/tug validate .
+	$(GO) test -timeout 80m ./...
+
+# Unit tests only (no lab).
+test-short:
+	$(GO) test -short ./...
 
 lab: build
 	./bin/tug lab up
+
+lab-down: build
+	./bin/tug lab down

@@ -41,6 +41,7 @@ const (
 	ArgoCD                Tool = "argocd"
 	Helm                  Tool = "helm"
 	Gitea                 Tool = "gitea"
+	Kubectl               Tool = "kubectl"
 )
 
 // All lists every tool, in the order a lab needs them.
@@ -66,6 +67,7 @@ var recipes = map[Tool]recipe{
 	ArgoCD:                {module: "argocd", pkg: "github.com/argoproj/argo-cd/v3/cmd"},
 	Helm:                  {module: "argocd", pkg: "helm.sh/helm/v3/cmd/helm"},
 	Gitea:                 {module: "gitea", pkg: "code.gitea.io/gitea", tags: "sqlite sqlite_unlock_notify", cgo: true},
+	Kubectl:               {module: "kube", pkg: "k8s.io/kubernetes/cmd/kubectl", ldflags: kubeVersionFlags},
 }
 
 // Builder finds or builds tool binaries.
