@@ -67,5 +67,10 @@ and Argo CD as local processes, with no container engine.`,
 	root.AddCommand(newVersionCmd())
 	root.AddCommand(newValidateCmd())
 	root.AddCommand(newLabCmd())
+	root.AddCommand(newPromoteCmd())
+	root.AddCommand(newBootstrapCmd())
+	root.AddCommand(newStatusCmd())
+	root.AddCommand(newWaitCmd())
+	root.AddCommand(newVerifyCmd())
 	return root
 }

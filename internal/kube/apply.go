@@ -60,7 +60,7 @@ type Result struct {
 	// the applied one (values are never included: objects may be Secrets).
 	Changes []string
 	// Object is the object as the server returned it (nil for Pending).
-	Object *unstructured.Unstructured
+	Object *unstructured.Unstructured `json:"-"` // may be a Secret: never serialized
 }
 
 // Apply is NewClient(cfg) followed by Client.Apply.
