@@ -1,0 +1,175 @@
+package lab
+
+import (
+	"crypto/x509"
+	"encoding/pem"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/utils/ptr"
+
+	"github.com/tug-gitops/tug/internal/bootstrap"
+)
+
+func TestPKIIssuesVerifiableCertsAndReusesThem(t *testing.T) {
+	dir := t.TempDir()
+	p, err := loadOrCreatePKI(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := identity{name: "apiserver", cn: "kube-apiserver", server: true}
+	if err := p.issue(id); err != nil {
+		t.Fatal(err)
+	}
+	cert := readCert(t, p.certPath("apiserver"))
+	pool := x509.NewCertPool()
+	pool.AddCert(p.caCert)
+	if _, err := cert.Verify(x509.VerifyOptions{Roots: pool, DNSName: "kubernetes.default.svc"}); err != nil {
+		t.Fatalf("serving cert does not verify for kubernetes.default.svc: %v", err)
+	}
+	if _, err := cert.Verify(x509.VerifyOptions{Roots: pool, DNSName: "127.0.0.1"}); err != nil {
+		t.Fatalf("serving cert does not verify for 127.0.0.1: %v", err)
+	}
+	if st, _ := os.Stat(p.keyPath("apiserver")); st.Mode().Perm() != 0o600 {
+		t.Fatalf("key mode %v, want 0600", st.Mode().Perm())
+	}
+	// A second start on the same state keeps the CA and the certificate.
+	p2, err := loadOrCreatePKI(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := p2.issue(id); err != nil {
+		t.Fatal(err)
+	}
+	if !p2.caCert.Equal(p.caCert) || !readCert(t, p2.certPath("apiserver")).Equal(cert) {
+		t.Fatal("restart replaced the CA or the certificate")
+	}
+}
+
+func TestPKIRejectsDamagedCA(t *testing.T) {
+	dir := t.TempDir()
+	if _, err := loadOrCreatePKI(dir); err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile(filepath.Join(dir, "ca.key"), []byte("garbage"), 0o600)
+	_, err := loadOrCreatePKI(dir)
+	if err == nil || !strings.Contains(err.Error(), "tug lab down --delete") {
+		t.Fatalf("damaged CA: got %v, want an error saying how to recover", err)
+	}
+}
+
+func readCert(t *testing.T, path string) *x509.Certificate {
+	t.Helper()
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := pem.Decode(data)
+	c, err := x509.ParseCertificate(b.Bytes)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+func TestWorkloadEnvResolvesLikeTheKubelet(t *testing.T) {
+	c := corev1.Container{Env: []corev1.EnvVar{
+		{Name: "PLAIN", Value: "v"},
+		{Name: "FROM_CM", ValueFrom: &corev1.EnvVarSource{ConfigMapKeyRef: &corev1.ConfigMapKeySelector{LocalObjectReference: corev1.LocalObjectReference{Name: "argocd-cmd-params-cm"}, Key: "server.insecure", Optional: ptr.To(true)}}},
+		{Name: "MISSING_OPTIONAL", ValueFrom: &corev1.EnvVarSource{ConfigMapKeyRef: &corev1.ConfigMapKeySelector{LocalObjectReference: corev1.LocalObjectReference{Name: "argocd-cmd-params-cm"}, Key: "nope", Optional: ptr.To(true)}}},
+		{Name: "SECRET", ValueFrom: &corev1.EnvVarSource{SecretKeyRef: &corev1.SecretKeySelector{LocalObjectReference: corev1.LocalObjectReference{Name: "argocd-redis"}, Key: "auth"}}},
+		{Name: "NS", ValueFrom: &corev1.EnvVarSource{FieldRef: &corev1.ObjectFieldSelector{FieldPath: "metadata.namespace"}}},
+	}}
+	cms := map[string]map[string]string{"argocd-cmd-params-cm": {"server.insecure": "false"}}
+	secret := func(name, key string) (string, bool) { return "pw", name == "argocd-redis" && key == "auth" }
+	env, err := workloadEnv(c, cms, secret)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := strings.Join(env, " ")
+	want := "PLAIN=v FROM_CM=false SECRET=pw NS=argocd"
+	if got != want {
+		t.Fatalf("env = %q, want %q", got, want)
+	}
+	c.Env = append(c.Env, corev1.EnvVar{Name: "REQUIRED", ValueFrom: &corev1.EnvVarSource{ConfigMapKeyRef: &corev1.ConfigMapKeySelector{LocalObjectReference: corev1.LocalObjectReference{Name: "x"}, Key: "y"}}})
+	if _, err := workloadEnv(c, cms, secret); err == nil {
+		t.Fatal("a missing required configmap key must be an error")
+	}
+}
+
+// The lab runs the upstream workloads it finds in infra/argocd; each must
+// be there, with its environment resolvable from the rendered ConfigMaps.
+func TestInfraArgoCDHasTheWorkloadsTheLabRuns(t *testing.T) {
+	objs, err := bootstrap.Render(filepath.Join("..", ".."))
+	if err != nil {
+		t.Fatal(err)
+	}
+	found := map[string]bool{}
+	for _, o := range objs {
+		if labRunsAsProcess(o) {
+			found[o.GetName()] = true
+		}
+	}
+	for _, name := range argoComponents {
+		if !found[name] {
+			t.Errorf("infra/argocd renders no workload %s", name)
+		}
+	}
+}
+
+func TestRetargetTreeReplacesOnlyTheRepoURL(t *testing.T) {
+	dir := t.TempDir()
+	from, to := "https://github.com/tug-gitops/tug.git", "http://127.0.0.1:3000/tug-gitops/tug.git"
+	write := func(rel, data string) {
+		os.MkdirAll(filepath.Dir(filepath.Join(dir, rel)), 0o755)
+		os.WriteFile(filepath.Join(dir, rel), []byte(data), 0o644)
+	}
+	write("tug.yaml", "repoURL: "+from+"\n")
+	write("infra/gitops/apps/a.yaml", "# keep me\nspec:\n  source:\n    repoURL: "+from+" # comment\n")
+	write("charts/x/values.yaml", "url: "+from+"\n")
+	n, err := retargetTree(dir, from, to)
+	if err != nil || n != 2 {
+		t.Fatalf("retargetTree = %d, %v; want 2 files", n, err)
+	}
+	a, _ := os.ReadFile(filepath.Join(dir, "infra/gitops/apps/a.yaml"))
+	if string(a) != "# keep me\nspec:\n  source:\n    repoURL: "+to+" # comment\n" {
+		t.Fatalf("a.yaml = %q", a)
+	}
+	v, _ := os.ReadFile(filepath.Join(dir, "charts/x/values.yaml"))
+	if !strings.Contains(string(v), from) {
+		t.Fatal("files outside tug.yaml and infra/gitops must not change")
+	}
+}
+
+func TestStateDirRejectsBadNames(t *testing.T) {
+	for _, bad := range []string{"", "../x", "Upper", "a/b", strings.Repeat("a", 40)} {
+		if _, err := StateDir("/tmp", bad); err == nil {
+			t.Errorf("StateDir(%q) accepted", bad)
+		}
+	}
+	if d, err := StateDir("/tmp/s", "e2e-1"); err != nil || d != "/tmp/s/e2e-1" {
+		t.Fatalf("StateDir = %q, %v", d, err)
+	}
+}
+
+func TestPortsAreRememberedWhileFree(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "ports.json")
+	p, _ := loadPorts(path)
+	a, err := p.get("apiserver")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := p.save(path); err != nil {
+		t.Fatal(err)
+	}
+	q, err := loadPorts(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b, _ := q.get("apiserver"); b != a {
+		t.Fatalf("port changed across restarts: %d then %d", a, b)
+	}
+}
