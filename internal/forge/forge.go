@@ -30,17 +30,17 @@ func (r Repo) String() string { return r.Owner + "/" + r.Name }
 
 // PullRequest is the forge-neutral view of a pull request.
 type PullRequest struct {
-	Number int64
+	Number int64 `json:"number"`
 	// URL is the page a person opens.
-	URL         string
-	Title       string
-	Body        string
-	Head        string // branch name
-	HeadSHA     string
-	Base        string // branch name
-	Open        bool
-	Merged      bool
-	MergeCommit string // set once merged
+	URL         string `json:"url"`
+	Title       string `json:"title"`
+	Body        string `json:"-"`
+	Head        string `json:"head"` // branch name
+	HeadSHA     string `json:"headSHA"`
+	Base        string `json:"base"` // branch name
+	Open        bool   `json:"open"`
+	Merged      bool   `json:"merged"`
+	MergeCommit string `json:"mergeCommit,omitempty"` // set once merged
 }
 
 // NewPullRequest is what OpenPullRequest creates.

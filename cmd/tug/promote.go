@@ -1,0 +1,168 @@
+package main
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+
+	"github.com/spf13/cobra"
+	"sigs.k8s.io/yaml"
+
+	"github.com/tug-gitops/tug/internal/kube"
+	"github.com/tug-gitops/tug/internal/promote"
+)
+
+func newPromoteCmd() *cobra.Command {
+	var (
+		o          promote.Options
+		t          promote.Target
+		output     string
+		kubeconfig string
+		kubeCtx    string
+		argoNS     string
+	)
+	cmd := &cobra.Command{
+		Use:   "promote APP",
+		Short: "Promote an image tag from one environment to the next by pull request",
+		Long: `Promote reads the image tag APP runs in --from (the last value file of the
+Application APP-<from>), writes it into the value file of APP-<to> and opens a
+pull request on the forge with the change and the rendered-manifest diff of
+the --to environment. Only the tag's bytes change: comments, key order and
+quoting stay as they are.
+
+It works in a temporary clone of the forge's default branch (your working
+tree is never touched), never force-pushes, rebuilds the change when the base
+branch moves meanwhile, and reuses the open pull request when run again.
+Already at the tag: nothing to do, exit 0.
+
+Health gate: with --kubeconfig or --context, promote reads the live Argo CD
+Application APP-<from> and refuses unless it is Synced and Healthy at a commit
+whose value file holds the tag. Without them it only checks that --tag (if
+given) is what --from's value file says. --force overrides either refusal and
+records a warning in the pull request.
+
+The forge token comes from $TUG_FORGE_TOKEN (or $GITHUB_TOKEN for GitHub) and
+is never printed. The repository (--owner/--name) defaults to the repoURL in
+tug.yaml, else the "origin" remote of --repo-dir.`,
+		Example: `  # See what would change, offline, from the repository on disk
+  tug promote backend --from dev --to prod --dry-run
+
+  # Open the pull request on the lab's Gitea (tug lab env prints the variables)
+  export TUG_FORGE_TOKEN=... TUG_FORGE_URL=http://127.0.0.1:3000
+  tug promote backend --from dev --to prod --forge gitea
+
+  # Gate on the dev Application being Synced+Healthy at a commit with that tag
+  tug promote backend --from dev --to prod --kubeconfig ~/.kube/lab --context lab
+
+  # In a pipeline that may merge on its own, on GitHub
+  GITHUB_TOKEN=... tug promote frontend --from dev --to prod --forge github --merge -o json
+
+  # Promote a specific tag dev does not run (the PR says it was forced)
+  tug promote backend --from dev --to prod --tag 0.3.0 --force`,
+		Args: func(cmd *cobra.Command, args []string) error {
+			if len(args) != 1 {
+				return usageError{errors.New("promote takes exactly one APP, e.g. tug promote backend --from dev --to prod")}
+			}
+			return nil
+		},
+		RunE: func(cmd *cobra.Command, args []string) error {
+			switch output {
+			case "text", "json", "yaml":
+			default:
+				return usageError{fmt.Errorf("unknown output format %q: use text, json or yaml", output)}
+			}
+			o.App = args[0]
+			log := slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), &slog.HandlerOptions{Level: slog.LevelInfo}))
+			o.Logger = log
+			if !o.DryRun || t.Explicit() {
+				f, err := promote.OpenForge(cmd.Context(), o.RepoDir, t)
+				if err != nil {
+					if errors.As(err, new(promote.TargetError)) {
+						return usageError{err}
+					}
+					return err
+				}
+				o.Forge = f
+			}
+			if kubeconfig != "" || kubeCtx != "" {
+				cfg, err := kube.RESTConfig(kubeconfig, kubeCtx)
+				if err != nil {
+					return usageError{err}
+				}
+				o.Cluster = &promote.Cluster{Config: cfg, Namespace: argoNS}
+			} else {
+				log.Info("health gate skipped: no --kubeconfig/--context given, so the tag is checked against the --from value file only")
+			}
+			res, err := promote.Run(cmd.Context(), o)
+			if err != nil {
+				return err
+			}
+			return writePromoteResult(cmd.OutOrStdout(), res, output, o.DryRun)
+		},
+	}
+	fl := cmd.Flags()
+	fl.StringVar(&o.From, "from", "dev", "environment whose tag is promoted")
+	fl.StringVar(&o.To, "to", "prod", "environment whose value file changes")
+	fl.StringVar(&o.Tag, "tag", "", "tag to promote (default: the tag --from runs)")
+	fl.StringVar(&o.Key, "key", "image.tag", "dotted path of the tag in the value files")
+	fl.BoolVar(&o.Merge, "merge", false, "merge the pull request once open (for pipelines that allow it)")
+	fl.BoolVar(&o.DryRun, "dry-run", false, "show the change and the rendered-manifest diff; touch nothing")
+	fl.BoolVar(&o.Force, "force", false, "promote although the health gate refuses; the PR records a warning")
+	fl.StringVar(&o.RepoDir, "repo-dir", ".", "repository to read tug.yaml/origin from (and, for a --dry-run without a forge, the files)")
+	fl.StringVar(&t.Kind, "forge", os.Getenv("TUG_FORGE"), "gitea or github (default: github for a github.com repoURL, else gitea; $TUG_FORGE)")
+	fl.StringVar(&t.URL, "forge-url", os.Getenv("TUG_FORGE_URL"), "Gitea base URL, or GitHub Enterprise API URL (default: from the repoURL; $TUG_FORGE_URL)")
+	fl.StringVar(&t.Owner, "owner", "", "repository owner on the forge (default: from tug.yaml repoURL or the origin remote)")
+	fl.StringVar(&t.Name, "name", "", "repository name on the forge (default: from tug.yaml repoURL or the origin remote)")
+	fl.StringVar(&kubeconfig, "kubeconfig", "", "kubeconfig of the cluster running Argo CD; enables the health gate")
+	fl.StringVar(&kubeCtx, "context", "", "kubeconfig context; enables the health gate")
+	fl.StringVar(&argoNS, "argocd-namespace", "", "namespace of the Application objects (default: as declared, else argocd)")
+	fl.StringVarP(&output, "output", "o", "text", "output format: text, json or yaml")
+	return cmd
+}
+
+func writePromoteResult(w io.Writer, res *promote.Result, output string, dryRun bool) error {
+	switch output {
+	case "json":
+		enc := json.NewEncoder(w)
+		enc.SetIndent("", "  ")
+		return enc.Encode(res)
+	case "yaml":
+		data, err := yaml.Marshal(res)
+		if err != nil {
+			return err
+		}
+		_, err = w.Write(data)
+		return err
+	}
+	switch {
+	case res.NoOp:
+		_, err := fmt.Fprintf(w, "%s already runs %s (%s): nothing to promote.\n", res.ToApp, res.NewTag, res.ValueFile)
+		return err
+	case dryRun:
+		fmt.Fprintf(w, "Would promote %s %s → %s: %s → %s in %s (dry run: nothing changed).\n\n%s", res.App, res.From, res.To, res.OldTag, res.NewTag, res.ValueFile, res.Diff)
+		fmt.Fprintf(w, "\nHealth gate: %s\n", res.Gate)
+		for _, warn := range res.Warnings {
+			fmt.Fprintf(w, "Warning: %s\n", warn)
+		}
+		if res.ManifestDiff != "" {
+			fmt.Fprintf(w, "\nRendered manifests of %s:\n%s", res.ToApp, res.ManifestDiff)
+		}
+		return nil
+	}
+	verb := "Opened"
+	if !res.PRCreated {
+		verb = "Reusing open"
+	}
+	fmt.Fprintf(w, "%s pull request #%d: %s\n  %s %s → %s: %s → %s (%s, branch %s)\n", verb, res.PR.Number, res.PR.URL,
+		res.App, res.From, res.To, res.OldTag, res.NewTag, res.ValueFile, res.Branch)
+	for _, warn := range res.Warnings {
+		fmt.Fprintf(w, "  Warning: %s\n", warn)
+	}
+	if res.Merged {
+		fmt.Fprintf(w, "Merged: %s\n", res.MergeCommit)
+	}
+	return nil
+}

@@ -1,0 +1,64 @@
+package promote
+
+import (
+	"fmt"
+	"regexp"
+	"strings"
+)
+
+// maxManifestDiff keeps PR bodies under forge limits (GitHub: 65536
+// characters); a longer diff is cut with a note.
+const maxManifestDiff = 50000
+
+// branchName is promote/APP-TO-TAG with the tag made safe for a ref name.
+func branchName(app, to, tag string) string {
+	return "promote/" + app + "-" + to + "-" + refSafe(tag)
+}
+
+var refUnsafe = regexp.MustCompile(`[^A-Za-z0-9._-]+`)
+
+func refSafe(s string) string {
+	s = refUnsafe.ReplaceAllString(s, "-")
+	s = strings.ReplaceAll(s, "..", "-")
+	return strings.Trim(s, ".-")
+}
+
+func title(o *Options, old, tag string) string {
+	return fmt.Sprintf("Promote %s %s → %s: %s → %s", o.App, o.From, o.To, old, tag)
+}
+
+func commitMessage(o *Options, from, to envApp, tag string) string {
+	return fmt.Sprintf("promote %s %s → %s: %s → %s\n\n%s runs %s; this sets %s in %s (%s) from %s to %s.\n",
+		o.App, o.From, o.To, to.Tag.Value, tag,
+		from.Name(), tag, o.Key, to.ValueFile, to.Name(), to.Tag.Value, tag)
+}
+
+// prBody says what changes and why it is safe, with the rendered-manifest
+// diff of the --to environment. The marker comment lets tools find
+// promotion PRs.
+func prBody(o *Options, res *Result, from, to envApp, tag string) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "<!-- tug-promote app=%s from=%s to=%s tag=%s -->\n", o.App, o.From, o.To, tag)
+	fmt.Fprintf(&b, "Promote **%s** from **%s** to **%s**: `%s` → `%s`.\n\n", o.App, o.From, o.To, to.Tag.Value, tag)
+	fmt.Fprintf(&b, "- Changes `%s` in `%s` (Application `%s`, chart `%s`).\n", o.Key, to.ValueFile, to.Name(), to.ChartPath)
+	fmt.Fprintf(&b, "- Source: `%s` sets `%s` to `%s` in `%s`.\n", from.Name(), o.Key, from.Tag.Value, from.TagAt())
+	fmt.Fprintf(&b, "- Health gate: %s\n", res.Gate)
+	for _, w := range res.Warnings {
+		fmt.Fprintf(&b, "\n> **Warning:** %s\n", w)
+	}
+	b.WriteString("\n<details><summary>Rendered manifests for " + o.To + " (helm template, before → after)</summary>\n\n")
+	switch {
+	case res.RenderError != "":
+		fmt.Fprintf(&b, "Could not render the chart: %s\n", res.RenderError)
+	case res.ManifestDiff == "":
+		b.WriteString("No change in the rendered manifests.\n")
+	default:
+		d := res.ManifestDiff
+		if len(d) > maxManifestDiff {
+			d = d[:maxManifestDiff] + "\n… (cut; run `tug promote --dry-run` for the whole diff)\n"
+		}
+		b.WriteString("```diff\n" + d + "```\n")
+	}
+	b.WriteString("\n</details>\n\nOpened by `tug promote`.\n")
+	return b.String()
+}
