@@ -54,7 +54,8 @@ type State struct {
 // WaitResult is the final standing of every app waited for.
 type WaitResult struct {
 	Ready   bool          `json:"ready"`
-	Elapsed time.Duration `json:"elapsed"`
+	Elapsed time.Duration `json:"-"`
+	Seconds float64       `json:"seconds"` // Elapsed, for JSON/YAML readers
 	Apps    []State       `json:"apps"`
 }
 
@@ -110,6 +111,7 @@ func Wait(ctx context.Context, dyn dynamic.Interface, opts WaitOptions) (*WaitRe
 		if err == nil {
 			res.Apps = Evaluate(apps, opts)
 			res.Elapsed = time.Since(start)
+			res.Seconds = res.Elapsed.Seconds()
 			for _, s := range res.Apps {
 				if line := s.line(); lastLine[s.Name] != line {
 					lastLine[s.Name] = line
@@ -128,6 +130,7 @@ func Wait(ctx context.Context, dyn dynamic.Interface, opts WaitOptions) (*WaitRe
 		select {
 		case <-ctx.Done():
 			res.Elapsed = time.Since(start)
+			res.Seconds = res.Elapsed.Seconds()
 			if lastErr != nil && res.Apps == nil {
 				return res, fmt.Errorf("%w: %v", ErrTimeout, lastErr)
 			}

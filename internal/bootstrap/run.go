@@ -15,6 +15,7 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/rest"
+	"k8s.io/client-go/util/retry"
 
 	"github.com/tug-gitops/tug/internal/kube"
 )
@@ -207,53 +208,63 @@ func deleteInitialAdmin(ctx context.Context, c *kube.Client, dryRun bool) (bool,
 }
 
 // secureCredentials plans credentials from the live Secrets and writes the
-// plan (unless dry-running).
+// plan (unless dry-running). argocd-secret is written with its
+// resourceVersion as a precondition (argocd-server may generate
+// server.secretkey at the same moment); on a conflict it plans again.
 func secureCredentials(ctx context.Context, c *kube.Client, opts Options) (CredentialPlan, error) {
-	argocd, argocdExists, err := secretData(ctx, c, ArgoCDSecret)
-	if err != nil {
-		return CredentialPlan{}, err
-	}
-	tug, _, err := secretData(ctx, c, CredentialsSecret)
-	if err != nil {
-		return CredentialPlan{}, err
-	}
-	plan, err := PlanCredentials(argocd, tug, opts.Generator)
-	if err != nil || opts.DryRun || !plan.Changed() {
-		return plan, err
-	}
-	// Plaintext first: if writing Argo CD's side then fails, the next run
-	// finds the plaintext and repairs the hash instead of minting new ones.
-	if plan.TugSecret != nil {
-		if err := applyCredentialsSecret(ctx, c, plan.TugSecret); err != nil {
-			return plan, err
+	var plan CredentialPlan
+	err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
+		argocd, rv, err := secretData(ctx, c, ArgoCDSecret)
+		if err != nil {
+			return err
 		}
-	}
-	if len(plan.ArgoCDSecret) > 0 {
-		if err := mergeSecretData(ctx, c, ArgoCDSecret, argocdExists, plan.ArgoCDSecret); err != nil {
-			return plan, err
+		tug, _, err := secretData(ctx, c, CredentialsSecret)
+		if err != nil {
+			return err
 		}
-	}
-	return plan, nil
+		plan, err = PlanCredentials(argocd, tug, opts.Generator)
+		if err != nil || opts.DryRun || !plan.Changed() {
+			return err
+		}
+		// Plaintext first: if writing Argo CD's side then fails, the next
+		// run finds the plaintext and repairs the hash instead of minting
+		// new credentials.
+		if plan.TugSecret != nil {
+			if err := applyCredentialsSecret(ctx, c, plan.TugSecret); err != nil {
+				return err
+			}
+		}
+		if len(plan.ArgoCDSecret) > 0 {
+			return mergeSecretData(ctx, c, ArgoCDSecret, rv, plan.ArgoCDSecret)
+		}
+		return nil
+	})
+	return plan, err
 }
 
-func secretData(ctx context.Context, c *kube.Client, name string) (map[string][]byte, bool, error) {
+// secretData returns a Secret's data and resourceVersion ("" if absent).
+func secretData(ctx context.Context, c *kube.Client, name string) (map[string][]byte, string, error) {
 	s, err := c.Typed.CoreV1().Secrets(Namespace).Get(ctx, name, metav1.GetOptions{})
 	if apierrors.IsNotFound(err) {
-		return map[string][]byte{}, false, nil
+		return map[string][]byte{}, "", nil
 	}
 	if err != nil {
-		return nil, false, fmt.Errorf("read Secret/%s/%s: %w", Namespace, name, err)
+		return nil, "", fmt.Errorf("read Secret/%s/%s: %w", Namespace, name, err)
 	}
-	return s.Data, true, nil
+	return s.Data, s.ResourceVersion, nil
 }
 
 // mergeSecretData sets keys in a Secret with a merge patch, so keys other
-// writers own (argocd-server's TLS cert, tokens added later) are kept.
-func mergeSecretData(ctx context.Context, c *kube.Client, name string, exists bool, kv map[string]string) error {
+// writers own (argocd-server's TLS cert, tokens added later) are kept. rv
+// is the version the plan was made from ("": the Secret did not exist).
+func mergeSecretData(ctx context.Context, c *kube.Client, name, rv string, kv map[string]string) error {
 	secrets := c.Typed.CoreV1().Secrets(Namespace)
-	if !exists {
+	if rv == "" {
 		s := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: Namespace}, StringData: kv}
 		if _, err := secrets.Create(ctx, s, metav1.CreateOptions{FieldManager: credentialsManager}); err != nil {
+			if apierrors.IsAlreadyExists(err) {
+				return apierrors.NewConflict(corev1.Resource("secrets"), name, err) // created meanwhile: plan again
+			}
 			return fmt.Errorf("create Secret/%s/%s: %w", Namespace, name, err)
 		}
 		return nil
@@ -262,8 +273,11 @@ func mergeSecretData(ctx context.Context, c *kube.Client, name string, exists bo
 	for k, v := range kv {
 		data[k] = base64.StdEncoding.EncodeToString([]byte(v))
 	}
-	body, _ := json.Marshal(map[string]any{"data": data})
+	body, _ := json.Marshal(map[string]any{"metadata": map[string]any{"resourceVersion": rv}, "data": data})
 	if _, err := secrets.Patch(ctx, name, types.MergePatchType, body, metav1.PatchOptions{FieldManager: credentialsManager}); err != nil {
+		if apierrors.IsConflict(err) {
+			return err // RetryOnConflict plans again
+		}
 		return fmt.Errorf("update Secret/%s/%s: %w", Namespace, name, err)
 	}
 	return nil

@@ -48,7 +48,8 @@ const (
 	Configured Action = "configured"
 	Unchanged  Action = "unchanged"
 	// Pending: a dry run could not ask the server because the object's kind
-	// comes from a CRD in the same batch that is not installed yet.
+	// comes from a CRD, or its namespace from a Namespace, that the same dry
+	// run would create first.
 	Pending Action = "pending"
 )
 
@@ -89,17 +90,24 @@ func (c *Client) Apply(ctx context.Context, objs []*unstructured.Unstructured, o
 		pendingKinds[gk] = true
 	}
 
+	// On a dry run a Namespace is not really created, so objects inside a
+	// new one cannot be checked by the server either.
+	pendingNamespaces := map[string]bool{}
 	var results []Result
 	var errs []error
 	apply := func(obj *unstructured.Unstructured, settle time.Duration) {
 		r, err := c.applyOne(ctx, obj, opts, settle)
 		if err != nil {
-			if opts.DryRun && errNoMatch(err) && pendingKinds[obj.GroupVersionKind().GroupKind()] {
+			if opts.DryRun && (errNoMatch(err) && pendingKinds[obj.GroupVersionKind().GroupKind()] ||
+				apierrors.IsNotFound(err) && pendingNamespaces[obj.GetNamespace()]) {
 				results = append(results, Result{Ref: Ref(obj), Action: Pending})
 				return
 			}
 			errs = append(errs, err)
 			return
+		}
+		if opts.DryRun && r.Action == Created && obj.GetKind() == "Namespace" && obj.GroupVersionKind().Group == "" {
+			pendingNamespaces[obj.GetName()] = true
 		}
 		results = append(results, r)
 	}
