@@ -49,7 +49,10 @@ func (s *Server) ensureAdmin(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("giteaserver: %w", err)
 	}
-	token := strings.TrimSpace(string(out))
+	// Running as root, Gitea prints a warning on stdout before the token:
+	// the token is the last line.
+	lines := strings.Split(strings.TrimSpace(string(out)), "\n")
+	token := strings.TrimSpace(lines[len(lines)-1])
 	if token == "" || strings.ContainsAny(token, " \n") {
 		return errors.New("giteaserver: gitea admin user generate-access-token --raw printed no token")
 	}
