@@ -180,6 +180,9 @@ func (e errUnknownKind) Error() string { return "no schema for " + e.gvk.String(
 // validate checks one rendered object.
 func (s *schemaSet) validate(o *unstructured.Unstructured) error {
 	gvk := o.GroupVersionKind()
+	if gvk.Group == "argoproj.io" {
+		return nil // Argo CD kinds are decoded with Argo CD's own types by the loader
+	}
 	if c, ok := s.crds[gvk]; ok {
 		if c.schema == nil {
 			return nil
@@ -196,9 +199,6 @@ func (s *schemaSet) validate(o *unstructured.Unstructured) error {
 			return fmt.Errorf("%s", strings.ReplaceAll(err.Error(), "\n", "; "))
 		}
 		return nil
-	}
-	if gvk.Group == "argoproj.io" {
-		return nil // Argo CD kinds are decoded with Argo CD's own types by the loader
 	}
 	if !clientgoscheme.Scheme.Recognizes(gvk) {
 		return errUnknownKind{gvk}
