@@ -17,6 +17,7 @@ func newBootstrapCmd() *cobra.Command {
 		repoFlag        string
 		repoURL         string
 		output          string
+		skipWorkloads   bool
 	)
 	cmd := &cobra.Command{
 		Use:   "bootstrap",
@@ -52,7 +53,11 @@ credentials are kept (and repaired, never regenerated, while they work).
   tug bootstrap --show-credentials
 
   # Point the root Application at a mirror instead of tug.yaml's repoURL
-  tug bootstrap --repo-url https://git.example.com/platform/tug.git`,
+  tug bootstrap --repo-url https://git.example.com/platform/tug.git
+
+  # Re-check a running 'tug lab' (its Argo CD runs as processes, not pods)
+  eval "$(tug lab env)"
+  tug bootstrap --skip-workloads --repo-url "$TUG_FORGE_URL/tug-gitops/tug.git"`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if err := checkOutput(output, "text", "json", "yaml"); err != nil {
@@ -70,10 +75,14 @@ credentials are kept (and repaired, never regenerated, while they work).
 			if output != "text" {
 				out = os.Stderr // the plan is progress; stdout carries the data
 			}
-			rep, err := bootstrap.Run(cmd.Context(), bootstrap.Options{
+			opts := bootstrap.Options{
 				RESTConfig: cfg, RepoRoot: root, DryRun: dryRun, ShowCredentials: showCredentials,
 				RepoURL: repoURL, Out: out,
-			})
+			}
+			if skipWorkloads {
+				opts.Exclude = bootstrap.IsWorkload
+			}
+			rep, err := bootstrap.Run(cmd.Context(), opts)
 			if rep != nil && output != "text" {
 				if werr := writeData(cmd.OutOrStdout(), output, rep); werr != nil {
 					return werr
@@ -87,6 +96,7 @@ credentials are kept (and repaired, never regenerated, while they work).
 	cmd.Flags().BoolVar(&showCredentials, "show-credentials", false, "print the operator password and deployer token")
 	cmd.Flags().StringVar(&repoFlag, "repo", "", "repository working tree (default: the folder holding tug.yaml at or above the current one)")
 	cmd.Flags().StringVar(&repoURL, "repo-url", "", "Git URL for the root Application and platform project (default: as in infra/gitops/root.yaml)")
+	cmd.Flags().BoolVar(&skipWorkloads, "skip-workloads", false, "apply all of infra/argocd but its Deployments, StatefulSets and Jobs, for an Argo CD whose components run outside the cluster (as in 'tug lab')")
 	cmd.Flags().StringVarP(&output, "output", "o", "text", "output format: text, or json/yaml for the report (the plan then goes to stderr)")
 	return cmd
 }

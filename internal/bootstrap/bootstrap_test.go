@@ -279,3 +279,31 @@ func TestRetargetMultiSource(t *testing.T) {
 		}
 	}
 }
+
+// IsWorkload picks exactly the install's Deployments, StatefulSets and
+// Jobs: what --skip-workloads (and the lab) leave out.
+func TestIsWorkload(t *testing.T) {
+	objs, err := Render(repoRoot(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	workloads := map[string]bool{}
+	for _, o := range objs {
+		if IsWorkload(o) {
+			workloads[o.GetKind()+"/"+o.GetName()] = true
+		}
+	}
+	for _, want := range []string{"Deployment/argocd-server", "Deployment/argocd-repo-server", "StatefulSet/argocd-application-controller", "Deployment/argocd-applicationset-controller"} {
+		if !workloads[want] {
+			t.Errorf("IsWorkload misses %s", want)
+		}
+	}
+	for w := range workloads {
+		if k := strings.SplitN(w, "/", 2)[0]; k != "Deployment" && k != "StatefulSet" && k != "Job" {
+			t.Errorf("IsWorkload picked %s", w)
+		}
+	}
+	if len(workloads) == len(objs) || len(workloads) == 0 {
+		t.Errorf("IsWorkload picked %d of %d objects", len(workloads), len(objs))
+	}
+}

@@ -78,6 +78,19 @@ func retarget(o *unstructured.Unstructured, repoURL string) error {
 	return nil
 }
 
+// IsWorkload reports whether a rendered install object is one of Argo CD's
+// workloads (Deployment, StatefulSet, Job): what runs as pods on a cluster,
+// and as local processes in `tug lab`. Options.Exclude = IsWorkload applies
+// everything else: CRDs, ConfigMaps, Secrets, RBAC, ServiceAccounts,
+// Services.
+func IsWorkload(obj *unstructured.Unstructured) bool {
+	switch obj.GetKind() {
+	case "Deployment", "StatefulSet", "Job":
+		return true
+	}
+	return false
+}
+
 // namespaceObject is Namespace argocd: the upstream install assumes it exists.
 func namespaceObject() *unstructured.Unstructured {
 	return &unstructured.Unstructured{Object: map[string]any{
