@@ -63,3 +63,16 @@ func (s *Server) ensureAdmin(ctx context.Context) error {
 	s.opts.Logger.Info("gitea admin user ready", "user", user, "took", time.Since(began).Round(time.Millisecond))
 	return nil
 }
+
+// isToken: Gitea access tokens are 40 hex characters.
+func isToken(s string) bool {
+	if len(s) != 40 {
+		return false
+	}
+	for _, c := range s {
+		if !strings.ContainsRune("0123456789abcdef", c) {
+			return false
+		}
+	}
+	return true
+}

@@ -68,7 +68,7 @@ func jwtSecret() string {
 // directory; the choices aim at a quiet, fast, offline start:
 // no SSH, no mail, no cron, no Actions, no packages, no LFS, issue indexer in
 // the database (no bleve index to open), sessions in memory.
-func appINI(l layout, port int, s secrets) string {
+func appINI(l layout, port int, s secrets, staticRoot string) string {
 	runUser := "root"
 	if u, err := user.Current(); err == nil {
 		runUser = u.Username
@@ -85,6 +85,7 @@ func appINI(l layout, port int, s secrets) string {
 		"INTERNAL":  s.InternalToken,
 		"JWT":       s.JWTSecret,
 		"LFSJWT":    s.LFSJWTSecret,
+		"STATIC":    staticRoot,
 	}
 	ini := appINITemplate
 	for k, val := range v {
@@ -108,6 +109,7 @@ HTTP_PORT = {{PORT}}
 DOMAIN = 127.0.0.1
 ROOT_URL = http://127.0.0.1:{{PORT}}/
 APP_DATA_PATH = {{DATA}}
+STATIC_ROOT_PATH = {{STATIC}}
 DISABLE_SSH = true
 START_SSH_SERVER = false
 OFFLINE_MODE = true
@@ -119,6 +121,8 @@ ENABLE_PPROF = false
 DB_TYPE = sqlite3
 PATH = {{DB}}
 SQLITE_JOURNAL_MODE = WAL
+; A local SQLite file either opens or never will: fail at once, not after 10 tries.
+DB_RETRIES = 1
 LOG_SQL = false
 
 [repository]

@@ -25,11 +25,7 @@ func (s *Server) Client(ctx context.Context) (*gitea.Client, error) {
 }
 
 func (s *Server) clientFor(ctx context.Context, token string) (*gitea.Client, error) {
-	opts := []gitea.ClientOption{gitea.SetContext(ctx), gitea.SetToken(token)}
-	if s.version != "" {
-		opts = append(opts, gitea.SetGiteaVersion(s.version))
-	}
-	c, err := gitea.NewClient(s.url, opts...)
+	c, err := gitea.NewClient(s.url, gitea.SetContext(ctx), gitea.SetToken(token), gitea.SetGiteaVersion(sdkVersion(s.version)))
 	if err != nil {
 		return nil, fmt.Errorf("giteaserver: gitea client: %w", err)
 	}
@@ -102,7 +98,7 @@ func (s *Server) CreateUser(ctx context.Context, username string) (token string,
 	if err != nil {
 		return "", fmt.Errorf("giteaserver: create user %s: %w", username, err)
 	}
-	uc, err := gitea.NewClient(s.url, gitea.SetContext(ctx), gitea.SetBasicAuth(username, password), gitea.SetGiteaVersion(s.version))
+	uc, err := gitea.NewClient(s.url, gitea.SetContext(ctx), gitea.SetBasicAuth(username, password), gitea.SetGiteaVersion(sdkVersion(s.version)))
 	if err != nil {
 		return "", err
 	}
@@ -129,7 +125,9 @@ func (s *Server) Push(ctx context.Context, dir, owner, name string, refspecs ...
 	for _, rs := range refspecs {
 		specs = append(specs, config.RefSpec(rs))
 	}
-	err = r.PushContext(ctx, &git.PushOptions{RemoteURL: s.RepoURL(owner, name), RefSpecs: specs, Auth: s.GitAuth()})
+	// An anonymous remote: the URL is never written to .git/config.
+	rem := git.NewRemote(r.Storer, &config.RemoteConfig{Name: "anonymous", URLs: []string{s.RepoURL(owner, name)}})
+	err = rem.PushContext(ctx, &git.PushOptions{RemoteName: "anonymous", RefSpecs: specs, Auth: s.GitAuth()})
 	if err != nil && !errors.Is(err, git.NoErrAlreadyUpToDate) {
 		return fmt.Errorf("giteaserver: push %s to %s/%s: %w", dir, owner, name, err)
 	}
@@ -202,4 +200,14 @@ func copyTree(src, dst string) error {
 		}
 		return os.WriteFile(target, data, 0o644)
 	})
+}
+
+// sdkVersion is the version to tell the SDK: a binary built from the Go
+// module without -X main.Version reports "development", which the SDK
+// cannot parse; "" makes it assume a current server.
+func sdkVersion(v string) string {
+	if v == "" || v[0] < '0' || v[0] > '9' {
+		return ""
+	}
+	return v
 }

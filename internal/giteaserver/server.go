@@ -44,6 +44,11 @@ type Options struct {
 	AdminUser string
 	// Logger receives progress; nil discards it.
 	Logger *slog.Logger
+	// StaticRoot holds Gitea's options/ (locales, licenses, gitignores) and
+	// templates/. A binary built from the Go module embeds none of them and
+	// refuses to start without the English locale. Empty: the gitea module's
+	// source in the Go module cache (see FindStaticRoot).
+	StaticRoot string
 }
 
 // Server is a running Gitea.
@@ -85,6 +90,13 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
+	if opts.StaticRoot == "" {
+		root, err := FindStaticRoot()
+		if err != nil {
+			return nil, err
+		}
+		opts.StaticRoot = root
+	}
 	stateDir, err := filepath.Abs(opts.StateDir)
 	if err != nil {
 		return nil, err
@@ -124,14 +136,21 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 
 func startOnce(ctx context.Context, opts Options, l layout, sec secrets) (*Server, error) {
 	port := opts.Port
-	if port == 0 {
+	if port != 0 {
+		// Otherwise whoever holds the port would answer our readiness probe.
+		ln, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", port))
+		if err != nil {
+			return nil, fmt.Errorf("giteaserver: port %d: %w", port, err)
+		}
+		ln.Close()
+	} else {
 		p, err := freePort()
 		if err != nil {
 			return nil, err
 		}
 		port = p
 	}
-	if err := writeFileAtomic(l.configPath(), []byte(appINI(l, port, sec)), 0o600); err != nil {
+	if err := writeFileAtomic(l.configPath(), []byte(appINI(l, port, sec, opts.StaticRoot)), 0o600); err != nil {
 		return nil, fmt.Errorf("giteaserver: write app.ini: %w", err)
 	}
 	s := &Server{opts: opts, layout: l, url: fmt.Sprintf("http://127.0.0.1:%d", port)}

@@ -2,6 +2,7 @@ package giteaserver
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -103,23 +104,34 @@ func TestStartFailureCarriesLogTail(t *testing.T) {
 	bin := giteaBinary(t)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	// Occupy a port and ask Gitea to use it: it must fail fast, saying why.
+	// A real Gitea failure: its database path is a directory.
+	state := t.TempDir()
+	if err := os.MkdirAll(filepath.Join(state, "data", "gitea.db"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(state, "admin-token"), []byte(strings.Repeat("0", 40)+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	_, err := Start(ctx, Options{Binary: bin, StateDir: state})
+	if err == nil {
+		t.Fatal("Start with an unusable database succeeded")
+	}
+	if !strings.Contains(err.Error(), "log tail") || !strings.Contains(err.Error(), "unable to open database file") {
+		t.Fatalf("error lacks the log tail naming the cause:\n%v", err)
+	}
+
+	// A port someone else holds is refused before Gitea starts.
 	s, err := Start(ctx, Options{Binary: bin, StateDir: t.TempDir()})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer s.Stop(context.Background())
-	port := strings.TrimPrefix(s.URL(), "http://127.0.0.1:")
-	var p int
-	for _, ch := range port {
-		p = p*10 + int(ch-'0')
+	var port int
+	if _, err := fmt.Sscanf(s.URL(), "http://127.0.0.1:%d", &port); err != nil {
+		t.Fatal(err)
 	}
-	_, err = Start(ctx, Options{Binary: bin, StateDir: t.TempDir(), Port: p})
-	if err == nil {
-		t.Fatal("Start on a taken port succeeded")
-	}
-	if !strings.Contains(err.Error(), "log tail") || !strings.Contains(err.Error(), "address already in use") {
-		t.Fatalf("error lacks the log tail/cause:\n%v", err)
+	if _, err = Start(ctx, Options{Binary: bin, StateDir: t.TempDir(), Port: port}); err == nil || !strings.Contains(err.Error(), "address already in use") {
+		t.Fatalf("Start on a taken port: err = %v", err)
 	}
 }
 

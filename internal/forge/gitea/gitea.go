@@ -40,15 +40,12 @@ var _ forge.Forge = (*Forge)(nil)
 // token's user (git over HTTP authenticates as that user).
 func New(ctx context.Context, baseURL, token string, repo forge.Repo) (*Forge, error) {
 	f := &Forge{baseURL: strings.TrimSuffix(baseURL, "/"), token: token, repo: repo}
-	c, err := sdk.NewClient(f.baseURL, sdk.SetContext(ctx), sdk.SetToken(token))
+	v, err := serverVersion(ctx, f.baseURL)
 	if err != nil {
 		return nil, fmt.Errorf("gitea %s: %w", f.baseURL, err)
 	}
-	v, _, err := c.ServerVersion()
-	if err != nil {
-		return nil, fmt.Errorf("gitea %s: server version: %w", f.baseURL, err)
-	}
-	f.version = v
+	f.version = sdkVersion(v)
+	c := f.client(ctx)
 	me, _, err := c.GetMyUserInfo()
 	if err != nil {
 		return nil, fmt.Errorf("gitea %s: the token does not work (%v); check %s", f.baseURL, err, forge.TokenEnv)
@@ -66,6 +63,40 @@ func New(ctx context.Context, baseURL, token string, repo forge.Repo) (*Forge, e
 func (f *Forge) client(ctx context.Context) *sdk.Client {
 	c, _ := sdk.NewClient(f.baseURL, sdk.SetContext(ctx), sdk.SetToken(f.token), sdk.SetGiteaVersion(f.version))
 	return c
+}
+
+// serverVersion reads /api/v1/version without the SDK, which insists on
+// parsing it.
+func serverVersion(ctx context.Context, baseURL string) (string, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, baseURL+"/api/v1/version", nil)
+	if err != nil {
+		return "", err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return "", err
+	}
+	defer resp.Body.Close()
+	var v struct {
+		Version string `json:"version"`
+	}
+	if resp.StatusCode != http.StatusOK {
+		return "", fmt.Errorf("GET /api/v1/version: %s (is this a Gitea?)", resp.Status)
+	}
+	if err := json.NewDecoder(io.LimitReader(resp.Body, 64<<10)).Decode(&v); err != nil {
+		return "", fmt.Errorf("GET /api/v1/version: %w (is this a Gitea?)", err)
+	}
+	return v.Version, nil
+}
+
+// sdkVersion is the version to tell the SDK: a binary built from the Go
+// module without -X main.Version reports "development", which the SDK
+// cannot parse; "" makes it assume a current server.
+func sdkVersion(v string) string {
+	if v == "" || v[0] < '0' || v[0] > '9' {
+		return ""
+	}
+	return v
 }
 
 func (f *Forge) Kind() string          { return forge.KindGitea }
