@@ -191,7 +191,10 @@ func (l *Lab) argoProcess(ctx context.Context, name string, objs []*unstructured
 	case "argocd-applicationset-controller":
 		metrics, probe, webhook := port("metrics"), port("probe"), port("webhook")
 		args = append(args, "--metrics-addr=127.0.0.1:"+strconv.Itoa(metrics), "--probe-addr=127.0.0.1:"+strconv.Itoa(probe), "--webhook-addr=127.0.0.1:"+strconv.Itoa(webhook), "--argocd-repo-server="+repoServer)
-		c.Ready = httpOK("http://127.0.0.1:" + strconv.Itoa(probe) + "/healthz")
+		// v3.2 registers no health checks on the probe server (upstream
+		// defines no probes for this Deployment): metrics answering means
+		// the manager is up.
+		c.Ready = httpOK("http://127.0.0.1:" + strconv.Itoa(metrics) + "/metrics")
 	}
 	c.Args = args
 	return c, nil

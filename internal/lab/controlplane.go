@@ -115,6 +115,11 @@ func (l *Lab) controlPlaneComponents(bins map[tools.Tool]string) ([]component, e
 			// Endpoints would point at 127.0.0.1, which the API rejects.
 			"--endpoint-reconciler-type=none",
 			"--enable-priority-and-fairness=false",
+			// The node-lifecycle controller, which would lift the not-ready
+			// taint this plugin puts on a new node, is not run (kwok keeps
+			// the node Ready; nothing needs evicting), so the taint must
+			// not be put there in the first place.
+			"--disable-admission-plugins=TaintNodesByCondition",
 			"--storage-media-type=application/json",
 		},
 		Ports: map[string]int{"https": apiPort},
