@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"sort"
 	"strings"
 
 	"github.com/tug-gitops/tug/internal/version"
@@ -171,10 +170,7 @@ func WriteSARIF(w io.Writer, res *Result) error {
 
 // WriteRules prints --list-rules.
 func WriteRules(w io.Writer) error {
-	ids := make([]Rule, len(Rules))
-	copy(ids, Rules)
-	sort.SliceStable(ids, func(i, j int) bool { return false })
-	for _, r := range ids {
+	for _, r := range Rules {
 		if _, err := fmt.Fprintf(w, "%-30s %-7s %s\n%32s%s\n\n", r.ID, r.Severity, r.Summary, "", r.Detail); err != nil {
 			return err
 		}
