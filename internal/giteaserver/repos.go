@@ -131,7 +131,30 @@ func (s *Server) Push(ctx context.Context, dir, owner, name string, refspecs ...
 	if err != nil && !errors.Is(err, git.NoErrAlreadyUpToDate) {
 		return fmt.Errorf("giteaserver: push %s to %s/%s: %w", dir, owner, name, err)
 	}
-	return nil
+	return s.waitNotEmpty(ctx, owner, name)
+}
+
+// waitNotEmpty waits until Gitea has processed a push into an empty
+// repository: it does so in a queue after the push returns, and until then
+// the repository counts as empty (its pull request API answers 404).
+func (s *Server) waitNotEmpty(ctx context.Context, owner, name string) error {
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	c, err := s.Client(ctx)
+	if err != nil {
+		return err
+	}
+	for {
+		r, _, err := c.GetRepo(owner, name)
+		if err == nil && !r.Empty {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("giteaserver: %s/%s still empty 30 s after the push (err %v); log tail:\n%s", owner, name, err, s.LogTail())
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
 }
 
 // PushDir commits the files of srcDir (without any .git) as the single

@@ -49,7 +49,7 @@ func TestPromoteOpensPRReviewerMerges(t *testing.T) {
 		t.Errorf("title %q, want %q", res.PR.Title, want)
 	}
 	for _, want := range []string{"`0.1.0` → `0.2.0`", prodFile, "backend-prod", "```diff",
-		`-          image: ghcr.io/tug-gitops/svc:0.1.0`, `+          image: ghcr.io/tug-gitops/svc:0.2.0`} {
+		"-      - image: ghcr.io/tug-gitops/svc:0.1.0", "+      - image: ghcr.io/tug-gitops/svc:0.2.0"} {
 		if !strings.Contains(res.PR.Body, want) {
 			t.Errorf("PR body lacks %q:\n%s", want, res.PR.Body)
 		}

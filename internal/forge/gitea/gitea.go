@@ -194,11 +194,12 @@ func (f *Forge) MergePullRequest(ctx context.Context, number int64, message stri
 
 // retryableMerge: Gitea's mergeability check is still running ("Please try
 // again later"), or another merge moved the base while this one ran
-// ("merge push out of date", "head out of date").
+// ("merge push out of date", "head out of date", or git's "cannot lock
+// ref" when two merges push the base at the same moment).
 func retryableMerge(status int, msg string) bool {
 	m := strings.ToLower(msg)
 	return (status == http.StatusMethodNotAllowed && strings.Contains(m, "try again later")) ||
-		(status == http.StatusConflict && strings.Contains(m, "out of date"))
+		(status == http.StatusConflict && (strings.Contains(m, "out of date") || strings.Contains(m, "cannot lock ref")))
 }
 
 // merge calls POST /repos/{owner}/{repo}/pulls/{index}/merge directly: the
