@@ -66,7 +66,7 @@ func runMain(m *testing.M) int {
 // Application pair per app (dev runs 0.2.0, prod 0.1.0), pushes it to a
 // fresh Gitea repository with the reviewer as collaborator, and returns the
 // repository and the local directory it was made from.
-func fixtureRepo(t *testing.T, apps ...string) (forge.Repo, string) {
+func fixtureRepo(t testing.TB, apps ...string) (forge.Repo, string) {
 	t.Helper()
 	dir := t.TempDir()
 	copyFile(t, "testdata/tug.yaml", filepath.Join(dir, "tug.yaml"))
@@ -96,7 +96,7 @@ func fixtureRepo(t *testing.T, apps ...string) (forge.Repo, string) {
 	return r, dir
 }
 
-func copyFile(t *testing.T, src, dst string) {
+func copyFile(t testing.TB, src, dst string) {
 	t.Helper()
 	data, err := os.ReadFile(src)
 	if err != nil {
@@ -105,7 +105,7 @@ func copyFile(t *testing.T, src, dst string) {
 	writeFile(t, dst, data)
 }
 
-func writeTemplate(t *testing.T, src, dst, app string) {
+func writeTemplate(t testing.TB, src, dst, app string) {
 	t.Helper()
 	data, err := os.ReadFile(src)
 	if err != nil {
@@ -114,7 +114,7 @@ func writeTemplate(t *testing.T, src, dst, app string) {
 	writeFile(t, dst, []byte(strings.ReplaceAll(string(data), "APP", app)))
 }
 
-func writeFile(t *testing.T, path string, data []byte) {
+func writeFile(t testing.TB, path string, data []byte) {
 	t.Helper()
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		t.Fatal(err)
@@ -126,7 +126,7 @@ func writeFile(t *testing.T, path string, data []byte) {
 
 // adminForge is the promoter's view (the admin's token); reviewerForge a
 // second person's, who may approve.
-func adminForge(t *testing.T, r forge.Repo) forge.Forge {
+func adminForge(t testing.TB, r forge.Repo) forge.Forge {
 	t.Helper()
 	f, err := giteaforge.New(context.Background(), srv.URL(), srv.Token(), r)
 	if err != nil {
@@ -135,7 +135,7 @@ func adminForge(t *testing.T, r forge.Repo) forge.Forge {
 	return f
 }
 
-func reviewerForge(t *testing.T, r forge.Repo) forge.Forge {
+func reviewerForge(t testing.TB, r forge.Repo) forge.Forge {
 	t.Helper()
 	f, err := giteaforge.New(context.Background(), srv.URL(), reviewerToken, r)
 	if err != nil {
@@ -145,7 +145,7 @@ func reviewerForge(t *testing.T, r forge.Repo) forge.Forge {
 }
 
 // readMain reads a file on the forge's main branch through a fresh clone.
-func readBranch(t *testing.T, f forge.Forge, branch, rel string) []byte {
+func readBranch(t testing.TB, f forge.Forge, branch, rel string) []byte {
 	t.Helper()
 	c, err := cloneBase(context.Background(), f.CloneURL(), f.GitAuth(), branch)
 	if err != nil {

@@ -93,7 +93,14 @@ func TestRerunReusesOpenPR(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	second, err := Run(ctx, opts(f, "backend"))
+	// The second run goes the way the CLI does: target from flags and
+	// tug.yaml, token from $TUG_FORGE_TOKEN.
+	t.Setenv(forge.TokenEnv, srv.Token())
+	f2, err := OpenForge(ctx, t.TempDir(), Target{Kind: forge.KindGitea, URL: srv.URL(), Owner: r.Owner, Name: r.Name})
+	if err != nil {
+		t.Fatal(err)
+	}
+	second, err := Run(ctx, opts(f2, "backend"))
 	if err != nil {
 		t.Fatal(err)
 	}
