@@ -100,7 +100,9 @@ func workloadEnv(c corev1.Container, configMaps map[string]map[string]string, se
 }
 
 // argoProcess turns one upstream workload into a lab component.
-func (l *Lab) argoProcess(ctx context.Context, name string, objs []*unstructured.Unstructured, argocdBin, helmBin string, redis string) (component, error) {
+func (l *Lab) argoProcess(ctx context.Context, name string, early *argoEarly) (component, error) {
+	objs, redis := early.objs, early.redis
+	argocdBin, helmBin := l.bins[tools.ArgoCD], l.bins[tools.Helm]
 	var wl *unstructured.Unstructured
 	configMaps := map[string]map[string]string{}
 	for _, o := range objs {
@@ -120,24 +122,27 @@ func (l *Lab) argoProcess(ctx context.Context, name string, objs []*unstructured
 		return component{}, err
 	}
 	ctr := spec.Containers[0]
-	cs, err := l.clientset()
-	if err != nil {
-		return component{}, err
-	}
+	// The only Secret key upstream's workloads read is the Redis password,
+	// which the lab keeps itself (it exists before the cluster does).
 	secret := func(sname, key string) (string, bool) {
-		s, err := cs.CoreV1().Secrets(ArgoCDNamespace).Get(ctx, sname, metav1.GetOptions{})
-		if err != nil {
-			return "", false
+		if sname == "argocd-redis" && key == "auth" {
+			pw, err := l.redisPassword()
+			return pw, err == nil
 		}
-		v, ok := s.Data[key]
-		return string(v), ok
+		return "", false
 	}
 	env, err := workloadEnv(ctr, configMaps, secret)
 	if err != nil {
 		return component{}, fmt.Errorf("%s: %w", name, err)
 	}
-	kubeconfig, err := l.serviceAccountKubeconfig(ctx, spec.ServiceAccountName, name)
-	if err != nil {
+	// As in the pod: a ServiceAccount token only where upstream mounts one
+	// (the repo-server has none and gets an empty kubeconfig, never yours).
+	kubeconfig := filepath.Join(l.dir, "kubeconfig", "none.yaml")
+	if spec.AutomountServiceAccountToken == nil || *spec.AutomountServiceAccountToken {
+		if kubeconfig, err = l.serviceAccountKubeconfig(ctx, spec.ServiceAccountName, name); err != nil {
+			return component{}, err
+		}
+	} else if err := writeFileAtomic(kubeconfig, []byte("apiVersion: v1\nkind: Config\n"), 0o600); err != nil {
 		return component{}, err
 	}
 	home := filepath.Join(l.dir, "argocd", name)
@@ -171,7 +176,7 @@ func (l *Lab) argoProcess(ctx context.Context, name string, objs []*unstructured
 		c.Ports[key] = p
 		return p
 	}
-	repoServer := "127.0.0.1:" + strconv.Itoa(l.ports[("argocd-repo-server/grpc")])
+	repoServer := "127.0.0.1:" + strconv.Itoa(l.ports.lookup("argocd-repo-server/grpc"))
 	switch name {
 	case "argocd-repo-server":
 		grpc, metrics := port("grpc"), port("metrics")
@@ -235,10 +240,47 @@ func httpOK(url string) func(context.Context) error {
 	}
 }
 
+// argoEarly holds what startArgoEarly prepared for startArgoCD.
+type argoEarly struct {
+	objs  []*unstructured.Unstructured
+	redis string // host:port
+}
+
+// startArgoEarly starts what needs no cluster — Redis and the repo-server,
+// whose upstream pod mounts no ServiceAccount token — while the API server
+// is still coming up.
+func (l *Lab) startArgoEarly(ctx context.Context, bins map[tools.Tool]string) (*argoEarly, error) {
+	objs, err := bootstrap.Render(l.opts.RepoRoot)
+	if err != nil {
+		return nil, err
+	}
+	password, err := l.redisPassword()
+	if err != nil {
+		return nil, err
+	}
+	port, err := l.ports.get("redis")
+	if err != nil {
+		return nil, err
+	}
+	kind, err := l.startRedis(ctx, port, password)
+	if err != nil {
+		return nil, err
+	}
+	l.mu.Lock()
+	l.status.Redis = kind
+	l.mu.Unlock()
+	early := &argoEarly{objs: objs, redis: "127.0.0.1:" + strconv.Itoa(port)}
+	c, err := l.argoProcess(ctx, "argocd-repo-server", early)
+	if err != nil {
+		return nil, err
+	}
+	return early, l.run(ctx, c)
+}
+
 // startArgoCD bootstraps Argo CD's configuration on the lab's API server —
 // the same infra/argocd a real cluster gets, less the workloads — and runs
-// the workloads as processes.
-func (l *Lab) startArgoCD(ctx context.Context, bins map[tools.Tool]string) error {
+// the remaining workloads as processes.
+func (l *Lab) startArgoCD(ctx context.Context, early *argoEarly) error {
 	cfg, err := l.RESTConfig()
 	if err != nil {
 		return err
@@ -251,29 +293,12 @@ func (l *Lab) startArgoCD(ctx context.Context, bins map[tools.Tool]string) error
 		return fmt.Errorf("bootstrap Argo CD: %w\n%s", err, out.String())
 	}
 	l.opts.Log.Debug("bootstrap", "report", out.String())
-	objs, err := bootstrap.Render(l.opts.RepoRoot)
-	if err != nil {
+	if err := l.ensureLabSecrets(ctx); err != nil {
 		return err
 	}
-	redisPassword, err := l.ensureLabSecrets(ctx)
-	if err != nil {
-		return err
-	}
-	redisPort, err := l.ports.get("redis")
-	if err != nil {
-		return err
-	}
-	kind, err := l.startRedis(ctx, redisPort, redisPassword)
-	if err != nil {
-		return err
-	}
-	l.mu.Lock()
-	l.status.Redis = kind
-	l.mu.Unlock()
-	redis := "127.0.0.1:" + strconv.Itoa(redisPort)
 	var comps []component
-	for _, name := range argoComponents {
-		c, err := l.argoProcess(ctx, name, objs, bins[tools.ArgoCD], bins[tools.Helm], redis)
+	for _, name := range argoComponents[1:] {
+		c, err := l.argoProcess(ctx, name, early)
 		if err != nil {
 			return err
 		}
@@ -282,11 +307,7 @@ func (l *Lab) startArgoCD(ctx context.Context, bins map[tools.Tool]string) error
 	if err := l.ports.save(filepath.Join(l.dir, "ports.json")); err != nil {
 		return err
 	}
-	// The repo-server first: the others dial it.
-	if err := l.run(ctx, comps[0]); err != nil {
-		return err
-	}
-	for _, c := range comps[1:] {
+	for _, c := range comps {
 		if err := l.startOnly(c); err != nil {
 			return err
 		}
@@ -297,7 +318,7 @@ func (l *Lab) startArgoCD(ctx context.Context, bins map[tools.Tool]string) error
 		}
 	}
 	l.mu.Lock()
-	l.status.Endpoints["argocd"] = "https://127.0.0.1:" + strconv.Itoa(l.ports["argocd-server/https"])
+	l.status.Endpoints["argocd"] = "https://127.0.0.1:" + strconv.Itoa(l.ports.lookup("argocd-server/https"))
 	l.status.Endpoints["kubernetes"] = l.apiServer
 	l.status.Endpoints["forge"] = l.forge.URL()
 	l.status.Endpoints["repository"] = l.ForgeRepoURL()
@@ -305,43 +326,47 @@ func (l *Lab) startArgoCD(ctx context.Context, bins map[tools.Tool]string) error
 	return nil
 }
 
+// redisPassword returns the lab's Redis password, made once and kept in
+// the state (0600); ensureLabSecrets stores it in Secret argocd-redis, where
+// upstream's init Job would.
+func (l *Lab) redisPassword() (string, error) {
+	path := filepath.Join(l.dir, "redis-password")
+	if data, err := os.ReadFile(path); err == nil && len(data) > 0 {
+		return string(data), nil
+	}
+	pw := randomToken(24)
+	return pw, writeFileAtomic(path, []byte(pw), 0o600)
+}
+
 // ensureLabSecrets creates what upstream's init Job and cert-manager
 // setups would: the Redis password (argocd-redis) and argocd-server's TLS
-// certificate issued by the lab CA. It returns the Redis password.
-func (l *Lab) ensureLabSecrets(ctx context.Context) (string, error) {
+// certificate issued by the lab CA.
+func (l *Lab) ensureLabSecrets(ctx context.Context) error {
 	cs, err := l.clientset()
 	if err != nil {
-		return "", err
+		return err
 	}
-	secrets := cs.CoreV1().Secrets(ArgoCDNamespace)
-	redis, err := secrets.Get(ctx, "argocd-redis", metav1.GetOptions{})
-	if apierrors.IsNotFound(err) {
-		redis = &corev1.Secret{
-			ObjectMeta: metav1.ObjectMeta{Name: "argocd-redis", Namespace: ArgoCDNamespace},
-			Data:       map[string][]byte{"auth": []byte(randomToken(24))},
-		}
-		redis, err = secrets.Create(ctx, redis, metav1.CreateOptions{})
-	}
+	password, err := l.redisPassword()
 	if err != nil {
-		return "", fmt.Errorf("secret argocd/argocd-redis: %w", err)
+		return err
 	}
 	crt, err := os.ReadFile(l.pki.certPath("argocd-server"))
 	if err != nil {
-		return "", err
+		return err
 	}
 	key, err := os.ReadFile(l.pki.keyPath("argocd-server"))
 	if err != nil {
-		return "", err
+		return err
 	}
-	tlsSecret := &corev1.Secret{
-		ObjectMeta: metav1.ObjectMeta{Name: "argocd-server-tls", Namespace: ArgoCDNamespace},
-		Type:       corev1.SecretTypeTLS,
-		Data:       map[string][]byte{"tls.crt": crt, "tls.key": key},
+	for _, s := range []*corev1.Secret{
+		{ObjectMeta: metav1.ObjectMeta{Name: "argocd-redis", Namespace: ArgoCDNamespace}, Data: map[string][]byte{"auth": []byte(password)}},
+		{ObjectMeta: metav1.ObjectMeta{Name: "argocd-server-tls", Namespace: ArgoCDNamespace}, Type: corev1.SecretTypeTLS, Data: map[string][]byte{"tls.crt": crt, "tls.key": key}},
+	} {
+		if _, err := cs.CoreV1().Secrets(ArgoCDNamespace).Create(ctx, s, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
+			return fmt.Errorf("secret %s/%s: %w", ArgoCDNamespace, s.Name, err)
+		}
 	}
-	if _, err := secrets.Create(ctx, tlsSecret, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
-		return "", fmt.Errorf("secret argocd/argocd-server-tls: %w", err)
-	}
-	return string(redis.Data["auth"]), nil
+	return nil
 }
 
 func (l *Lab) procsNamed(names ...string) []*process {

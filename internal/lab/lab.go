@@ -57,7 +57,7 @@ type Lab struct {
 	opts      Options
 	dir       string
 	pki       *pki
-	ports     ports
+	ports     *ports
 	apiServer string
 
 	mu      sync.Mutex
@@ -67,6 +67,7 @@ type Lab struct {
 	start   time.Time
 	last    time.Time
 	stopped bool
+	bins    map[tools.Tool]string
 	closers []func() // in-process services (embedded Redis, Gitea)
 	forge   *giteaserver.Server
 }
@@ -102,6 +103,7 @@ func (l *Lab) up(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	l.bins = bins
 	l.timing("build")
 	if l.pki, err = loadOrCreatePKI(filepath.Join(l.dir, "pki")); err != nil {
 		return err
@@ -127,6 +129,15 @@ func (l *Lab) up(ctx context.Context) error {
 	// comes up.
 	forgeDone := make(chan error, 1)
 	go func() { forgeDone <- l.startForge(ctx, bins[tools.Gitea]) }()
+	type earlyResult struct {
+		early *argoEarly
+		err   error
+	}
+	earlyDone := make(chan earlyResult, 1)
+	go func() {
+		e, err := l.startArgoEarly(ctx, bins)
+		earlyDone <- earlyResult{e, err}
+	}()
 
 	// kine, then the API server; the rest only need the API.
 	if err := l.run(ctx, cp[0]); err != nil {
@@ -150,7 +161,11 @@ func (l *Lab) up(ctx context.Context) error {
 		return fmt.Errorf("forge: %w", err)
 	}
 	l.timing("forge ready")
-	if err := l.startArgoCD(ctx, bins); err != nil {
+	early := <-earlyDone
+	if early.err != nil {
+		return early.err
+	}
+	if err := l.startArgoCD(ctx, early.early); err != nil {
 		return err
 	}
 	l.timing("argocd ready")
@@ -254,7 +269,7 @@ func (l *Lab) snapshot(ctx context.Context, probe bool) Status {
 		s.Components = append(s.Components, cs)
 	}
 	if l.forge != nil {
-		gs := ComponentStatus{Name: "gitea", PID: l.forge.Pid(), Ports: map[string]int{"http": l.ports["gitea"]}, Log: filepath.Join(l.forge.StateDir(), "log", "gitea.log")}
+		gs := ComponentStatus{Name: "gitea", PID: l.forge.Pid(), Ports: map[string]int{"http": l.ports.lookup("gitea")}, Log: filepath.Join(l.forge.StateDir(), "log", "gitea.log")}
 		gs.Healthy = alive(gs.PID)
 		s.Components = append(s.Components, gs)
 	}

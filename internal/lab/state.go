@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"sort"
+	"sync"
 	"time"
 )
 
@@ -40,10 +41,13 @@ func StateDir(root, name string) (string, error) {
 // ports remembers which loopback port each listener got, so a lab that
 // starts again on the same state keeps its addresses (kubeconfigs, Argo CD
 // cluster URLs and the forge's clone URLs stay valid).
-type ports map[string]int
+type ports struct {
+	mu sync.Mutex
+	m  map[string]int
+}
 
-func loadPorts(path string) (ports, error) {
-	p := ports{}
+func loadPorts(path string) (*ports, error) {
+	p := &ports{m: map[string]int{}}
 	data, err := os.ReadFile(path)
 	if errors.Is(err, os.ErrNotExist) {
 		return p, nil
@@ -51,15 +55,18 @@ func loadPorts(path string) (ports, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := json.Unmarshal(data, &p); err != nil {
+	if err := json.Unmarshal(data, &p.m); err != nil {
 		return nil, fmt.Errorf("%s: %w (delete it to pick new ports)", path, err)
 	}
 	return p, nil
 }
 
-// get returns the remembered port for key when it is still free, or a new free one.
-func (p ports) get(key string) (int, error) {
-	if port, ok := p[key]; ok && portFree(port) {
+// get returns the remembered port for key when it is still free, or a new
+// free one. Components start concurrently, hence the lock.
+func (p *ports) get(key string) (int, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if port, ok := p.m[key]; ok && portFree(port) {
 		return port, nil
 	}
 	l, err := net.Listen("tcp", "127.0.0.1:0")
@@ -68,12 +75,21 @@ func (p ports) get(key string) (int, error) {
 	}
 	port := l.Addr().(*net.TCPAddr).Port
 	l.Close()
-	p[key] = port
+	p.m[key] = port
 	return port, nil
 }
 
-func (p ports) save(path string) error {
-	data, _ := json.MarshalIndent(p, "", "  ")
+// lookup returns the port already given to key (0 if none).
+func (p *ports) lookup(key string) int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.m[key]
+}
+
+func (p *ports) save(path string) error {
+	p.mu.Lock()
+	data, _ := json.MarshalIndent(p.m, "", "  ")
+	p.mu.Unlock()
 	return writeFileAtomic(path, data, 0o600)
 }
 
