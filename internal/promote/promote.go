@@ -86,7 +86,8 @@ type Result struct {
 	Merged      bool               `json:"merged,omitempty"`
 	MergeCommit string             `json:"mergeCommit,omitempty"`
 	// TimeToPR is from Run's start to the pull request being open.
-	TimeToPR time.Duration `json:"timeToPullRequest,omitempty"`
+	TimeToPR        time.Duration `json:"-"`
+	TimeToPRSeconds float64       `json:"timeToPullRequestSeconds,omitempty"`
 }
 
 // Run performs (or with DryRun, shows) one promotion.
@@ -117,6 +118,7 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 		return res, nil
 	}
 	res.TimeToPR = time.Since(start)
+	res.TimeToPRSeconds = res.TimeToPR.Round(time.Millisecond).Seconds()
 	if o.Merge {
 		merged, err := o.Forge.MergePullRequest(ctx, res.PR.Number, res.mergeMessage())
 		if err != nil {
