@@ -10,8 +10,9 @@ build:
 # and tug's own offline validation of this repository.
 test: build
 	$(GO) vet ./...
-	./bin/tug validate .
+	./bin/tug validate --strict .
 	$(GO) test -timeout 80m ./...
+	$(GO) test -run '^$$' -fuzz FuzzLoad -fuzztime 20s ./internal/repo
 
 # Unit tests only (no lab).
 test-short:
