@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"reflect"
 	"sort"
+	"sync"
 	"time"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -95,8 +96,11 @@ func (c *Client) Apply(ctx context.Context, objs []*unstructured.Unstructured, o
 	pendingNamespaces := map[string]bool{}
 	var results []Result
 	var errs []error
+	var mu sync.Mutex // apply runs concurrently within a rank
 	apply := func(obj *unstructured.Unstructured, settle time.Duration) {
 		r, err := c.applyOne(ctx, obj, opts, settle)
+		mu.Lock()
+		defer mu.Unlock()
 		if err != nil {
 			if opts.DryRun && (errNoMatch(err) && pendingKinds[obj.GroupVersionKind().GroupKind()] ||
 				apierrors.IsNotFound(err) && pendingNamespaces[obj.GetNamespace()]) {
@@ -125,16 +129,62 @@ func (c *Client) Apply(ctx context.Context, objs []*unstructured.Unstructured, o
 			return results, errors.Join(append(errs, err)...)
 		}
 		c.ResetMapper()
-		settle = 15 * time.Second // discovery can trail Established briefly
+		c.crdsEstablished = time.Now()
 	}
-	for _, obj := range rest {
+	// Discovery can trail Established: in the lab, root.yaml's AppProject
+	// failed with "no matches for kind" right after the install's CRDs were
+	// Established and Application had resolved. Keep retrying missing
+	// kinds in this and the next applies on this client for a while.
+	if !c.crdsEstablished.IsZero() && time.Since(c.crdsEstablished) < 2*time.Minute {
+		settle = discoveryLag
+	}
+	// Namespaces first, then the rest; within each rank the objects do not
+	// depend on each other, so they go in parallel (an install is ~60
+	// objects: serially, two round trips each add up to seconds).
+	for _, group := range byRank(rest) {
 		if ctx.Err() != nil {
 			errs = append(errs, ctx.Err())
 			break
 		}
-		apply(obj, settle)
+		sem := make(chan struct{}, applyParallelism)
+		var wg sync.WaitGroup
+		for _, obj := range group {
+			wg.Add(1)
+			sem <- struct{}{}
+			go func() {
+				defer func() { <-sem; wg.Done() }()
+				apply(obj, settle)
+			}()
+		}
+		wg.Wait()
 	}
+	sortResults(results, rest)
 	return results, errors.Join(errs...)
+}
+
+// applyParallelism bounds concurrent requests per rank.
+const applyParallelism = 8
+
+// byRank splits ordered objects into runs of equal rank.
+func byRank(objs []*unstructured.Unstructured) [][]*unstructured.Unstructured {
+	var groups [][]*unstructured.Unstructured
+	for i, o := range objs {
+		if i == 0 || rank(o) != rank(objs[i-1]) {
+			groups = append(groups, nil)
+		}
+		groups[len(groups)-1] = append(groups[len(groups)-1], o)
+	}
+	return groups
+}
+
+// sortResults puts the results of the parallel applies back in input order
+// (CRD results, applied first and serially, stay in front).
+func sortResults(results []Result, rest []*unstructured.Unstructured) {
+	pos := make(map[string]int, len(rest))
+	for i, o := range rest {
+		pos[Ref(o)] = i + 1
+	}
+	sort.SliceStable(results, func(i, j int) bool { return pos[results[i].Ref] < pos[results[j].Ref] })
 }
 
 func (c *Client) applyOne(ctx context.Context, obj *unstructured.Unstructured, opts ApplyOptions, settle time.Duration) (Result, error) {

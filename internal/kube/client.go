@@ -25,7 +25,17 @@ type Client struct {
 	Dynamic dynamic.Interface
 	Typed   kubernetes.Interface
 	mapper  *restmapper.DeferredDiscoveryRESTMapper
+	// crdsEstablished is when this client last saw CRDs it applied become
+	// Established. For a while after, discovery may still lack some of
+	// their kinds (the API server publishes them asynchronously, one group
+	// version list at a time), so later applies keep retrying a missing
+	// kind instead of failing at once.
+	crdsEstablished time.Time
 }
+
+// discoveryLag bounds how long after CRDs are Established a missing kind is
+// retried rather than reported.
+const discoveryLag = 15 * time.Second
 
 // NewClient builds the dynamic and typed clients and a lazily filled,
 // resettable RESTMapper for cfg.
