@@ -277,7 +277,7 @@ func tagOf(t testing.TB, rel string, data []byte) string {
 // every open pull request closed and every branch but main deleted, the
 // value files as they were when the test began, the files it added gone,
 // and root with all its children Synced and Healthy at the forge's head.
-func restorePromotionState(t *testing.T, added ...string) {
+func restorePromotionState(t testing.TB, added ...string) {
 	t.Helper()
 	before := forgeFiles(t, promoteValueFiles...)
 	t.Cleanup(func() {
@@ -360,7 +360,7 @@ func expectProd(t *testing.T, release, revision, tag string) {
 // on a new branch, a pull request, the reviewer's approval and merge. It
 // uses the git CLI; the token reaches git through GIT_CONFIG_* environment
 // variables (an Authorization header), never a URL, an argument or a file.
-func revertByPullRequest(t *testing.T, mergeCommit string, number int64) *forge.PullRequest {
+func revertByPullRequest(t testing.TB, mergeCommit string, number int64) *forge.PullRequest {
 	t.Helper()
 	dir := t.TempDir()
 	basic := base64.StdEncoding.EncodeToString([]byte(giteaserver.DefaultAdminUser + ":" + forgeAdminToken(t)))
@@ -460,10 +460,10 @@ const unschedulableResources = `resources:
 
 // TestPromoteRefusedWhenDevNotHealthy: the gate reads the live backend-dev
 // and refuses while its rollout is stuck; --force opens the PR anyway and
-// the PR body records why it should not have.
+// the PR body records why it should not have. Once dev is healthy again, a
+// --tag dev's synced commit does not carry is refused as well.
 func TestPromoteRefusedWhenDevNotHealthy(t *testing.T) {
 	restorePromotionState(t)
-	ctx := context.Background()
 	sha, restore := forgeReplace(t, backendDevValues, "replicaCount: 1\n", "replicaCount: 1\n"+unschedulableResources,
 		"e2e: a backend-dev rollout that cannot be scheduled")
 	t.Cleanup(func() { restore() })
@@ -512,7 +512,18 @@ func TestPromoteRefusedWhenDevNotHealthy(t *testing.T) {
 		t.Errorf("pull request #%d: state %s merged %v, want closed unmerged", pr.Index, pr.State, pr.HasMerged)
 	}
 	mustTugWait(t, 5*time.Minute, restore(), "backend-dev")
-	_ = ctx
+
+	// Healthy again, but not at a commit whose dev file carries the tag
+	// asked for: refused too, naming the file and line.
+	wrongTag := runPromote(t, "backend", "--from", "dev", "--to", "prod", "--tag", "0.3.0")
+	if !errors.As(wrongTag.err, &exit) || exit.ExitCode() != 1 {
+		t.Fatalf("tug promote --tag 0.3.0: %v, want exit 1\n%s%s", wrongTag.err, wrongTag.stdout, wrongTag.stderr)
+	}
+	t.Logf("refusal of a tag dev does not run:\n%s", wrongTag.stderr)
+	want := fmt.Sprintf(`where %s:`, backendDevValues)
+	if !strings.Contains(wrongTag.stderr, want) || !strings.Contains(wrongTag.stderr, `not "0.3.0": dev does not run that tag yet`) {
+		t.Errorf("the refusal of --tag 0.3.0 does not say %q and why:\n%s", want, wrongTag.stderr)
+	}
 }
 
 // TestPromoteRerunReusesOpenPR: running the same promotion while its PR is

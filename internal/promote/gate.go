@@ -79,7 +79,7 @@ func gateVerdict(live *v1alpha1.Application, from envApp, key, tag string, c *cl
 		return fmt.Sprintf("%s is synced at %s, where %s has no usable %s: %v", name, rev[:10], from.ValueFile, key, err)
 	}
 	if got.Value != tag {
-		return fmt.Sprintf("%s is synced at %s, where %s:%d sets %s to %q, not %q: dev does not run that tag yet", name, rev[:10], from.ValueFile, got.Line, key, got.Value, tag)
+		return fmt.Sprintf("%s is synced at %s, where %s:%d sets %s to %q, not %q: %s does not run that tag yet", name, rev[:10], from.ValueFile, got.Line, key, got.Value, tag, from.Env)
 	}
 	return ""
 }
