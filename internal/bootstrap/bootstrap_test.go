@@ -307,3 +307,44 @@ func TestIsWorkload(t *testing.T) {
 		t.Errorf("IsWorkload picked %d of %d objects", len(workloads), len(objs))
 	}
 }
+
+// root.yaml says directory: {recurse: false}; Argo CD's controller removes
+// such an all-zero block from the live Application, so bootstrap must not
+// apply it (or every re-run would report root as changed).
+func TestRenderRootNormalizesZeroSourceBlocks(t *testing.T) {
+	objs, err := RenderRoot(repoRoot(t), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, o := range objs {
+		if o.GetKind() != "Application" {
+			continue
+		}
+		if _, found, _ := unstructured.NestedFieldNoCopy(o.Object, "spec", "source", "directory"); found {
+			t.Errorf("Application %s keeps spec.source.directory, which Argo CD drops when all zero", o.GetName())
+		}
+		if p, _, _ := unstructured.NestedString(o.Object, "spec", "source", "path"); p == "" {
+			t.Errorf("Application %s lost its source path", o.GetName())
+		}
+	}
+	app := &unstructured.Unstructured{Object: map[string]any{
+		"kind": "Application", "metadata": map[string]any{"name": "x"},
+		"spec": map[string]any{"sources": []any{
+			map[string]any{"repoURL": "r", "directory": map[string]any{"recurse": false, "include": "*.yaml"}},
+			map[string]any{"repoURL": "r", "directory": map[string]any{"recurse": true}, "helm": map[string]any{}},
+		}},
+	}}
+	if err := normalizeSources(app); err != nil {
+		t.Fatal(err)
+	}
+	srcs, _, _ := unstructured.NestedSlice(app.Object, "spec", "sources")
+	if d := srcs[0].(map[string]any)["directory"]; d == nil || len(d.(map[string]any)) != 1 {
+		t.Errorf("sources[0].directory = %v, want only include", d)
+	}
+	if d := srcs[1].(map[string]any)["directory"]; d == nil {
+		t.Errorf("sources[1].directory (recurse: true) was dropped")
+	}
+	if _, ok := srcs[1].(map[string]any)["helm"]; ok {
+		t.Errorf("sources[1].helm (empty) was kept")
+	}
+}

@@ -10,7 +10,9 @@ import (
 	"os"
 	"path/filepath"
 
+	"github.com/argoproj/argo-cd/v3/pkg/apis/application/v1alpha1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime"
 
 	"github.com/tug-gitops/tug/internal/render"
 )
@@ -43,14 +45,81 @@ func RenderRoot(repoRoot, repoURL string) ([]*unstructured.Unstructured, error) 
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
-	if repoURL != "" {
-		for _, o := range objs {
+	for _, o := range objs {
+		if repoURL != "" {
 			if err := retarget(o, repoURL); err != nil {
 				return nil, fmt.Errorf("%s: %w", path, err)
 			}
 		}
+		if err := normalizeSources(o); err != nil {
+			return nil, fmt.Errorf("%s: %w", path, err)
+		}
 	}
 	return objs, nil
+}
+
+// normalizeSources drops source-type blocks that hold only zero values
+// (e.g. directory: {recurse: false}), as Argo CD's controller does to every
+// Application it reconciles (util/argo NormalizeSource). Applying them
+// as written would undo the controller's edit on every bootstrap: in the
+// lab the second run reported root "configured" (spec.source.directory)
+// although nothing had changed.
+func normalizeSources(o *unstructured.Unstructured) error {
+	if o.GetKind() != "Application" {
+		return nil
+	}
+	var sources []map[string]any
+	if m, ok, _ := unstructured.NestedMap(o.Object, "spec", "source"); ok {
+		sources = append(sources, m)
+	}
+	list, _, _ := unstructured.NestedSlice(o.Object, "spec", "sources")
+	for _, s := range list {
+		if m, ok := s.(map[string]any); ok {
+			sources = append(sources, m)
+		}
+	}
+	for _, m := range sources {
+		var src v1alpha1.ApplicationSource
+		if err := runtime.DefaultUnstructuredConverter.FromUnstructured(m, &src); err != nil {
+			return fmt.Errorf("Application %s: source: %w", o.GetName(), err)
+		}
+		if src.Kustomize != nil && src.Kustomize.IsZero() {
+			delete(m, "kustomize")
+		}
+		if src.Helm != nil && src.Helm.IsZero() {
+			delete(m, "helm")
+		}
+		if d := src.Directory; d != nil && d.IsZero() {
+			// Argo CD keeps include/exclude (globs with meaning even when
+			// the rest is zero) and drops everything else.
+			kept := map[string]any{}
+			if d.Include != "" {
+				kept["include"] = d.Include
+			}
+			if d.Exclude != "" {
+				kept["exclude"] = d.Exclude
+			}
+			if len(kept) == 0 {
+				delete(m, "directory")
+			} else {
+				m["directory"] = kept
+			}
+		}
+	}
+	if _, ok, _ := unstructured.NestedMap(o.Object, "spec", "source"); ok && len(sources) > 0 {
+		if err := unstructured.SetNestedMap(o.Object, sources[0], "spec", "source"); err != nil {
+			return err
+		}
+		sources = sources[1:]
+	}
+	if len(list) > 0 {
+		out := make([]any, len(sources))
+		for i, m := range sources {
+			out[i] = m
+		}
+		return unstructured.SetNestedSlice(o.Object, out, "spec", "sources")
+	}
+	return nil
 }
 
 // retarget points an AppProject's sourceRepos or an Application's sources at
