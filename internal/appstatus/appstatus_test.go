@@ -95,6 +95,10 @@ func TestSummarizeCarriesConditionsAndUnhealthyResources(t *testing.T) {
 	if !strings.Contains(buf.String(), "InvalidSpecError: cluster") {
 		t.Errorf("table lacks the condition:\n%s", buf.String())
 	}
+	// The condition's length must not widen the NAME column.
+	if header := strings.SplitN(buf.String(), "\n", 2)[0]; strings.Index(header, "SYNC") > len(a.Name)+4 {
+		t.Errorf("NAME column widened by the condition line:\n%s", buf.String())
+	}
 }
 
 func TestRevisionMatches(t *testing.T) {
@@ -180,6 +184,22 @@ func TestEvaluateDegradedFailsOnlyAtTheWantedRevision(t *testing.T) {
 	s = Evaluate(apps, WaitOptions{Apps: []string{"backend-dev"}, Revision: shaNew})
 	if !s[0].Failed || !failed(s) {
 		t.Error("Degraded at the wanted revision did not fail")
+	}
+	// Still being worked on: a sync running, OutOfSync, or being deleted.
+	apps[0].Status.OperationState = &v1alpha1.OperationState{Phase: "Running"}
+	if s = Evaluate(apps, WaitOptions{Apps: []string{"backend-dev"}, Revision: shaNew}); s[0].Failed {
+		t.Error("Degraded with a sync running failed the wait; the sync may heal it")
+	}
+	apps[0].Status.OperationState = nil
+	apps[0].Status.Sync.Status = "OutOfSync"
+	if s = Evaluate(apps, WaitOptions{Apps: []string{"backend-dev"}, Revision: shaNew}); s[0].Failed {
+		t.Error("Degraded and OutOfSync failed the wait; automated sync may heal it")
+	}
+	apps[0].Status.Sync.Status = "Synced"
+	now := metav1.Now()
+	apps[0].DeletionTimestamp = &now
+	if s = Evaluate(apps, WaitOptions{Apps: []string{"backend-dev"}, Revision: shaNew}); s[0].Failed {
+		t.Error("a Degraded app being deleted failed the wait")
 	}
 }
 

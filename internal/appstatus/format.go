@@ -1,6 +1,7 @@
 package appstatus
 
 import (
+	"bytes"
 	"fmt"
 	"io"
 	"strings"
@@ -8,16 +9,22 @@ import (
 )
 
 // WriteTable prints trees as a table, children indented under their parent,
-// each condition on its own line below its app.
+// each condition on its own line below its app. Conditions are kept out of
+// the aligned columns (a long message would otherwise widen NAME for every
+// row): the rows are aligned first, then the condition lines inserted.
 func WriteTable(w io.Writer, trees []*App) error {
-	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	var rows bytes.Buffer
+	tw := tabwriter.NewWriter(&rows, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "NAME\tSYNC\tHEALTH\tREVISION\tPROJECT")
+	notes := [][]string{nil} // notes[i]: lines printed after row i
 	var walk func(a *App, prefix, childPrefix string)
 	walk = func(a *App, prefix, childPrefix string) {
 		fmt.Fprintf(tw, "%s%s\t%s\t%s\t%s\t%s\n", prefix, a.Name, a.Sync, a.Health, revisionText(a), a.Project)
+		var lines []string
 		for _, c := range a.Conditions {
-			fmt.Fprintf(tw, "%s  ! %s: %s\t\t\t\t\n", childPrefix, c.Type, oneLine(c.Message))
+			lines = append(lines, fmt.Sprintf("%s  ! %s: %s", childPrefix, c.Type, oneLine(c.Message)))
 		}
+		notes = append(notes, lines)
 		for i, c := range a.Children {
 			if i == len(a.Children)-1 {
 				walk(c, childPrefix+"└─ ", childPrefix+"   ")
@@ -29,7 +36,20 @@ func WriteTable(w io.Writer, trees []*App) error {
 	for _, t := range trees {
 		walk(t, "", "")
 	}
-	return tw.Flush()
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	var out strings.Builder
+	for i, row := range strings.Split(strings.TrimSuffix(rows.String(), "\n"), "\n") {
+		out.WriteString(strings.TrimRight(row, " ") + "\n")
+		if i < len(notes) {
+			for _, n := range notes[i] {
+				out.WriteString(n + "\n")
+			}
+		}
+	}
+	_, err := io.WriteString(w, out.String())
+	return err
 }
 
 func revisionText(a *App) string {

@@ -276,7 +276,13 @@ func judge(a *v1alpha1.Application, revision string, repos map[string]bool) Stat
 	}
 	s.Ready = len(reasons) == 0
 	s.Reason = strings.Join(reasons, ", ")
-	s.Failed = atRevision && s.Health == "Degraded"
+	// Degraded is final only when Argo CD has nothing left to do at the
+	// revision: Synced, no sync running, not being deleted. Otherwise the
+	// running sync (e.g. root pruning a removed, Degraded child) may still
+	// heal it. Seen in the lab: root OutOfSync/Degraded while pruning.
+	busy := s.Operation == "Running" || s.Operation == "Terminating"
+	s.Failed = atRevision && s.Health == "Degraded" && s.Sync == string(v1alpha1.SyncStatusCodeSynced) &&
+		!busy && a.DeletionTimestamp == nil
 	return s
 }
 
