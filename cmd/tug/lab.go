@@ -86,10 +86,24 @@ func newLabUpCmd(f *labFlags) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			if st, err := lab.ReadStatus(dir); err == nil && processAlive(st.Supervisor) && st.Phase == "ready" {
-				fmt.Fprintf(cmd.ErrOrStderr(), "lab %q is already running (supervisor pid %d)\n", f.name, st.Supervisor)
-				printNextSteps(cmd.OutOrStdout(), st)
-				return nil
+			if st, err := lab.ReadStatus(dir); err == nil && lab.ProcessAlive(st.Supervisor) {
+				switch st.Phase {
+				case "ready":
+					fmt.Fprintf(cmd.ErrOrStderr(), "lab %q is already running (supervisor pid %d)\n", f.name, st.Supervisor)
+					printNextSteps(cmd.OutOrStdout(), st)
+					return nil
+				case "starting":
+					fmt.Fprintf(cmd.ErrOrStderr(), "lab %q is starting already (supervisor pid %d); following it\n", f.name, st.Supervisor)
+					logPath := filepath.Join(dir, "logs", "supervisor.log")
+					st, err := followUntilReady(cmd.Context(), dir, logPath, st.Supervisor, timeout, cmd.ErrOrStderr())
+					if err != nil {
+						return err
+					}
+					printNextSteps(cmd.OutOrStdout(), st)
+					return nil
+				default:
+					return fmt.Errorf("lab %q is %s (supervisor pid %d): run 'tug lab down --name %s' first", f.name, st.Phase, st.Supervisor, f.name)
+				}
 			}
 			if err := os.MkdirAll(filepath.Join(dir, "logs"), 0o700); err != nil {
 				return err
@@ -170,7 +184,7 @@ func followUntilReady(ctx context.Context, dir, logPath string, pid int, timeout
 				return nil, fmt.Errorf("lab failed to start: %s\n(see %s and the component logs in %s/logs)", st.Error, logPath, dir)
 			}
 		}
-		if !processAlive(pid) {
+		if !lab.ProcessAlive(pid) {
 			return nil, fmt.Errorf("the lab supervisor exited; see %s", logPath)
 		}
 		select {
@@ -197,7 +211,11 @@ func newLabSuperviseCmd(f *labFlags) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
+			level := slog.LevelInfo
+			if os.Getenv("TUG_DEBUG") != "" {
+				level = slog.LevelDebug
+			}
+			log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
 			ctx, stop := signal.NotifyContext(cmd.Context(), syscall.SIGTERM, syscall.SIGINT)
 			defer stop()
 			l, err := lab.Start(ctx, lab.Options{
@@ -438,13 +456,6 @@ func portsText(p map[string]int) string {
 		parts = append(parts, fmt.Sprintf("%s=%d", k, v))
 	}
 	return strings.Join(parts, ",")
-}
-
-func processAlive(pid int) bool {
-	if pid <= 0 {
-		return false
-	}
-	return syscall.Kill(pid, 0) == nil
 }
 
 // repoRoot returns flagValue, or the repository around the working

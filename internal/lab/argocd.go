@@ -279,43 +279,49 @@ func (l *Lab) startArgoEarly(ctx context.Context, bins map[tools.Tool]string) (*
 
 // startArgoCD bootstraps Argo CD's configuration on the lab's API server —
 // the same infra/argocd a real cluster gets, less the workloads — and runs
-// the remaining workloads as processes.
+// the remaining workloads as processes. It returns once the application
+// controller is ready; the components the apps do not wait on are waited
+// for by waitAPIComponents.
+//
+// On a lab that was bootstrapped before (state reused), the components
+// start at once and bootstrap re-applies the configuration beside them:
+// everything they need is already on the API server.
 func (l *Lab) startArgoCD(ctx context.Context, early *argoEarly) error {
-	cfg, err := l.RESTConfig()
-	if err != nil {
-		return err
+	marker := filepath.Join(l.dir, "argocd-bootstrapped")
+	resumed := fileExists(marker)
+	bootDone := make(chan error, 1)
+	go func() { bootDone <- l.bootstrapArgoCD(ctx, early) }()
+	if !resumed {
+		if err := <-bootDone; err != nil {
+			return err
+		}
 	}
-	var out strings.Builder
-	if _, err := bootstrap.Run(ctx, bootstrap.Options{
-		RESTConfig: cfg, RepoRoot: l.opts.RepoRoot, RepoURL: l.ForgeRepoURL(),
-		Exclude: labRunsAsProcess, Out: &out,
-	}); err != nil {
-		return fmt.Errorf("bootstrap Argo CD: %w\n%s", err, out.String())
-	}
-	l.opts.Log.Debug("bootstrap", "report", out.String())
-	if err := l.ensureLabSecrets(ctx); err != nil {
-		return err
-	}
-	var comps []component
+	began := time.Now()
 	for _, name := range argoComponents[1:] {
 		c, err := l.argoProcess(ctx, name, early)
 		if err != nil {
 			return err
 		}
-		comps = append(comps, c)
-	}
-	if err := l.ports.save(filepath.Join(l.dir, "ports.json")); err != nil {
-		return err
-	}
-	for _, c := range comps {
 		if err := l.startOnly(c); err != nil {
 			return err
 		}
 	}
-	for _, p := range l.procsNamed(argoComponents[1:]...) {
+	if err := l.ports.save(filepath.Join(l.dir, "ports.json")); err != nil {
+		return err
+	}
+	for _, p := range l.procsNamed("argocd-application-controller") {
 		if err := p.waitReady(ctx, 90*time.Second); err != nil {
 			return err
 		}
+		l.opts.Log.Info("ready", "component", p.c.Name, "after", time.Since(began).Round(time.Millisecond))
+	}
+	if resumed {
+		if err := <-bootDone; err != nil {
+			return err
+		}
+	}
+	if err := writeFileAtomic(marker, []byte(time.Now().UTC().Format(time.RFC3339)+"\n"), 0o600); err != nil {
+		return err
 	}
 	l.mu.Lock()
 	l.status.Endpoints["argocd"] = "https://127.0.0.1:" + strconv.Itoa(l.ports.lookup("argocd-server/https"))
@@ -324,6 +330,37 @@ func (l *Lab) startArgoCD(ctx context.Context, early *argoEarly) error {
 	l.status.Endpoints["repository"] = l.ForgeRepoURL()
 	l.mu.Unlock()
 	return nil
+}
+
+// waitAPIComponents waits for argocd-server and the ApplicationSet
+// controller, which the product's apps do not need to become Healthy.
+func (l *Lab) waitAPIComponents(ctx context.Context) error {
+	for _, p := range l.procsNamed("argocd-server", "argocd-applicationset-controller") {
+		if err := p.waitReady(ctx, 90*time.Second); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// bootstrapArgoCD runs tug bootstrap's code against the lab, excluding the
+// workloads the lab runs itself, then adds the lab's own Secrets.
+func (l *Lab) bootstrapArgoCD(ctx context.Context, early *argoEarly) error {
+	cfg, err := l.RESTConfig()
+	if err != nil {
+		return err
+	}
+	began := time.Now()
+	out := &stampedWriter{start: began}
+	if _, err := bootstrap.Run(ctx, bootstrap.Options{
+		RESTConfig: cfg, RepoRoot: l.opts.RepoRoot, RepoURL: l.ForgeRepoURL(),
+		Exclude: labRunsAsProcess, Out: out, Install: early.objs,
+	}); err != nil {
+		return fmt.Errorf("bootstrap Argo CD: %w\n%s", err, out.String())
+	}
+	l.opts.Log.Info("argo cd bootstrapped (install, credentials, root)", "took", time.Since(began).Round(time.Millisecond))
+	l.opts.Log.Debug("bootstrap", "report", out.String())
+	return l.ensureLabSecrets(ctx)
 }
 
 // redisPassword returns the lab's Redis password, made once and kept in
@@ -390,3 +427,21 @@ func randomToken(n int) string {
 	}
 	return hex.EncodeToString(b)
 }
+
+// stampedWriter keeps bootstrap's report with each line's offset from
+// start, for the lab's debug log (where the time goes on a slow start).
+type stampedWriter struct {
+	start time.Time
+	b     strings.Builder
+}
+
+func (w *stampedWriter) Write(p []byte) (int, error) {
+	for _, line := range strings.SplitAfter(string(p), "\n") {
+		if line != "" {
+			fmt.Fprintf(&w.b, "+%.2fs %s", time.Since(w.start).Seconds(), line)
+		}
+	}
+	return len(p), nil
+}
+
+func (w *stampedWriter) String() string { return w.b.String() }

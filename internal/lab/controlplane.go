@@ -3,6 +3,7 @@ package lab
 import (
 	"context"
 	_ "embed"
+	"errors"
 	"fmt"
 	"net"
 	"net/http"
@@ -267,6 +268,9 @@ func httpsHealthy(port int) func(context.Context) error {
 	}
 }
 
+// permanentError stops poll at once.
+type permanentError struct{ error }
+
 // poll runs f until it returns nil or the timeout passes, returning f's last error.
 func poll(ctx context.Context, timeout time.Duration, f func() error) error {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
@@ -275,6 +279,10 @@ func poll(ctx context.Context, timeout time.Duration, f func() error) error {
 		err := f()
 		if err == nil {
 			return nil
+		}
+		var p permanentError
+		if errors.As(err, &p) {
+			return p.error
 		}
 		select {
 		case <-ctx.Done():

@@ -82,6 +82,9 @@ func portsAnswer(ctx context.Context, ports map[string]int) bool {
 	return true
 }
 
+// ProcessAlive reports whether pid runs (a zombie does not count).
+func ProcessAlive(pid int) bool { return alive(pid) }
+
 func alive(pid int) bool {
 	if pid <= 0 {
 		return false

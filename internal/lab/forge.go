@@ -7,10 +7,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/tug-gitops/tug/internal/config"
 	"github.com/tug-gitops/tug/internal/giteaserver"
@@ -45,11 +47,30 @@ func (l *Lab) startForge(ctx context.Context, bin string) error {
 	if err != nil {
 		return err
 	}
-	if !repo.Empty {
+	// Gitea updates a repository's "empty" flag in a queue after a push, so
+	// ask for the branch itself.
+	if hasMain, err := l.forgeHasBranch(ctx, "main"); err != nil {
+		return err
+	} else if hasMain || !repo.Empty {
 		l.opts.Log.Info("forge repository exists; keeping its history", "repo", l.ForgeRepoURL())
 		return nil
 	}
 	return l.pushSnapshot(ctx)
+}
+
+func (l *Lab) forgeHasBranch(ctx context.Context, branch string) (bool, error) {
+	c, err := l.forge.Client(ctx)
+	if err != nil {
+		return false, err
+	}
+	_, resp, err := c.GetRepoBranch(ForgeOwner, ForgeRepo, branch)
+	if err == nil {
+		return true, nil
+	}
+	if resp != nil && resp.StatusCode == http.StatusNotFound {
+		return false, nil
+	}
+	return false, fmt.Errorf("forge: read branch %s: %w", branch, err)
 }
 
 // ForgeRepoURL is the clone URL of the lab's copy of the repository.
@@ -98,7 +119,16 @@ func (l *Lab) pushSnapshot(ctx context.Context) error {
 			return fmt.Errorf("git %s in the snapshot: %v\n%s", args[0], err, out)
 		}
 	}
-	if err := l.forge.Push(ctx, work, ForgeOwner, ForgeRepo, "refs/heads/main:refs/heads/main"); err != nil {
+	// A Gitea that has just created the repository can answer the first
+	// push with a 500 on a busy machine: retry a few times, never forcing.
+	err = poll(ctx, 30*time.Second, func() error {
+		err := l.forge.Push(ctx, work, ForgeOwner, ForgeRepo, "refs/heads/main:refs/heads/main")
+		if err != nil && !strings.Contains(err.Error(), "status code: 5") {
+			return permanentError{err}
+		}
+		return err
+	})
+	if err != nil {
 		return err
 	}
 	l.opts.Log.Info("pushed repository snapshot to the forge", "repo", l.ForgeRepoURL(), "from", head)

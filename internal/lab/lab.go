@@ -68,8 +68,11 @@ type Lab struct {
 	last    time.Time
 	stopped bool
 	bins    map[tools.Tool]string
-	closers []func() // in-process services (embedded Redis, Gitea)
-	forge   *giteaserver.Server
+	// background counts up's concurrent helpers.
+	background sync.WaitGroup
+	unlock     func()
+	closers    []func() // in-process services (embedded Redis, Gitea)
+	forge      *giteaserver.Server
 }
 
 // Start brings the lab up and returns once it is ready.
@@ -87,9 +90,20 @@ func Start(ctx context.Context, opts Options) (*Lab, error) {
 	if err := os.MkdirAll(filepath.Join(dir, "logs"), 0o700); err != nil {
 		return nil, err
 	}
-	l := &Lab{opts: opts, dir: dir, start: time.Now(), last: time.Now()}
+	// One supervisor per state folder: a second one would fight the first
+	// over ports and the database. The lock lives as long as this process.
+	unlock, err := lockState(dir)
+	if err != nil {
+		return nil, err
+	}
+	l := &Lab{opts: opts, dir: dir, start: time.Now(), last: time.Now(), unlock: unlock}
 	l.status = Status{Name: opts.Name, StateDir: dir, Phase: "starting", Supervisor: os.Getpid(), Kubeconfig: l.Kubeconfig(), Endpoints: map[string]string{}}
-	if err := l.up(ctx); err != nil {
+	upCtx, cancel := context.WithCancel(ctx)
+	err = l.up(upCtx)
+	cancel()
+	// up's helpers stop at cancel; wait for them so nothing starts after Stop.
+	l.background.Wait()
+	if err != nil {
 		l.setPhase("failed", err)
 		l.Stop(context.Background())
 		return nil, err
@@ -128,16 +142,16 @@ func (l *Lab) up(ctx context.Context) error {
 	// The forge does not need the cluster: start it while the API server
 	// comes up.
 	forgeDone := make(chan error, 1)
-	go func() { forgeDone <- l.startForge(ctx, bins[tools.Gitea]) }()
+	l.goBackground(func() { forgeDone <- l.startForge(ctx, bins[tools.Gitea]) })
 	type earlyResult struct {
 		early *argoEarly
 		err   error
 	}
 	earlyDone := make(chan earlyResult, 1)
-	go func() {
+	l.goBackground(func() {
 		e, err := l.startArgoEarly(ctx, bins)
 		earlyDone <- earlyResult{e, err}
-	}()
+	})
 
 	// kine, then the API server; the rest only need the API.
 	if err := l.run(ctx, cp[0]); err != nil {
@@ -156,7 +170,7 @@ func (l *Lab) up(ctx context.Context) error {
 		}
 	}
 	nodeDone := make(chan error, 1)
-	go func() { nodeDone <- l.ensureNode(ctx) }()
+	l.goBackground(func() { nodeDone <- l.ensureNode(ctx) })
 	if err := <-forgeDone; err != nil {
 		return fmt.Errorf("forge: %w", err)
 	}
@@ -168,15 +182,29 @@ func (l *Lab) up(ctx context.Context) error {
 	if err := l.startArgoCD(ctx, early.early); err != nil {
 		return err
 	}
-	l.timing("argocd ready")
+	l.timing("argocd controller ready")
 	if err := <-nodeDone; err != nil {
 		return err
 	}
+	apiDone := make(chan error, 1)
+	l.goBackground(func() { apiDone <- l.waitAPIComponents(ctx) })
 	if err := l.waitApps(ctx); err != nil {
+		return err
+	}
+	if err := <-apiDone; err != nil {
 		return err
 	}
 	l.timing("apps healthy")
 	return nil
+}
+
+// goBackground runs f beside up; Start waits for every such f to return.
+func (l *Lab) goBackground(f func()) {
+	l.background.Add(1)
+	go func() {
+		defer l.background.Done()
+		f()
+	}()
 }
 
 // run starts c and waits until it is ready.
@@ -245,6 +273,9 @@ func (l *Lab) Stop(ctx context.Context) error {
 		c()
 	}
 	l.setPhase("stopped", nil)
+	if l.unlock != nil {
+		l.unlock()
+	}
 	return nil
 }
 

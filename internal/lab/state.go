@@ -10,6 +10,7 @@ import (
 	"regexp"
 	"sort"
 	"sync"
+	"syscall"
 	"time"
 )
 
@@ -158,4 +159,17 @@ func writeStatus(dir string, s *Status) error {
 	s.Updated = time.Now().UTC()
 	data, _ := json.MarshalIndent(s, "", "  ")
 	return writeFileAtomic(filepath.Join(dir, "status.json"), data, 0o600)
+}
+
+// lockState takes the state folder's lock without waiting.
+func lockState(dir string) (func(), error) {
+	f, err := os.OpenFile(filepath.Join(dir, "lock"), os.O_CREATE|os.O_RDWR, 0o600)
+	if err != nil {
+		return nil, err
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("another tug lab supervisor is using %s: see 'tug lab status', or stop it with 'tug lab down'", dir)
+	}
+	return func() { f.Close() }, nil
 }
