@@ -108,7 +108,8 @@ func newLabUpCmd(f *labFlags) *cobra.Command {
 			if err := os.MkdirAll(filepath.Join(dir, "logs"), 0o700); err != nil {
 				return err
 			}
-			_ = os.Remove(filepath.Join(dir, "status.json"))
+			// status.json stays: the new supervisor reads it to stop anything a
+			// crashed one left running, then replaces it.
 			logPath := filepath.Join(dir, "logs", "supervisor.log")
 			logf, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o600)
 			if err != nil {
@@ -176,7 +177,7 @@ func followUntilReady(ctx context.Context, dir, logPath string, pid int, timeout
 			}
 		}
 		st, err := lab.ReadStatus(dir)
-		if err == nil {
+		if err == nil && st.Supervisor == pid {
 			switch st.Phase {
 			case "ready":
 				return st, nil

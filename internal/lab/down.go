@@ -3,8 +3,12 @@ package lab
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"net"
+	"os"
+	"sort"
 	"strconv"
+	"strings"
 	"syscall"
 	"time"
 )
@@ -23,22 +27,7 @@ func Down(ctx context.Context, dir string, timeout time.Duration) error {
 		}
 	}
 	// A supervisor that crashed leaves its children: stop them by process group.
-	var left []string
-	for _, c := range st.Components {
-		if !alive(c.PID) {
-			continue
-		}
-		_ = syscall.Kill(-c.PID, syscall.SIGTERM)
-		_ = syscall.Kill(c.PID, syscall.SIGTERM)
-		if waitGone(ctx, c.PID, 10*time.Second) != nil {
-			_ = syscall.Kill(-c.PID, syscall.SIGKILL)
-			_ = syscall.Kill(c.PID, syscall.SIGKILL)
-			if waitGone(ctx, c.PID, 5*time.Second) != nil {
-				left = append(left, fmt.Sprintf("%s (pid %d)", c.Name, c.PID))
-			}
-		}
-	}
-	if len(left) > 0 {
+	if left := stopLeftovers(ctx, st, nil); len(left) > 0 {
 		return fmt.Errorf("could not stop %v", left)
 	}
 	if fresh, err := ReadStatus(dir); err == nil && fresh.Phase != "stopped" {
@@ -103,4 +92,48 @@ func waitGone(ctx context.Context, pid int, timeout time.Duration) error {
 		}
 		return nil
 	})
+}
+
+// stopLeftovers stops every component st lists that still runs, and
+// returns those that would not stop.
+func stopLeftovers(ctx context.Context, st *Status, log *slog.Logger) []string {
+	var left []string
+	// The API server before its storage: stopping kine first makes the
+	// API server hang on shutdown until killed.
+	comps := append([]ComponentStatus(nil), st.Components...)
+	sort.SliceStable(comps, func(i, j int) bool { return comps[i].Name == "kube-apiserver" && comps[j].Name == "kine" })
+	for _, c := range comps {
+		if !alive(c.PID) || !sameLab(c.PID, st.StateDir) {
+			continue
+		}
+		if log != nil {
+			log.Warn("stopping a component left running by a previous supervisor", "component", c.Name, "pid", c.PID)
+		}
+		_ = syscall.Kill(-c.PID, syscall.SIGTERM)
+		_ = syscall.Kill(c.PID, syscall.SIGTERM)
+		if waitGone(ctx, c.PID, 10*time.Second) != nil {
+			_ = syscall.Kill(-c.PID, syscall.SIGKILL)
+			_ = syscall.Kill(c.PID, syscall.SIGKILL)
+			if waitGone(ctx, c.PID, 5*time.Second) != nil {
+				left = append(left, fmt.Sprintf("%s (pid %d)", c.Name, c.PID))
+			}
+		}
+	}
+	return left
+}
+
+// sameLab guards against a recycled pid: the process's command line or
+// environment must name the lab's state folder (every component's flags
+// or its HOME/TMPDIR do).
+func sameLab(pid int, stateDir string) bool {
+	if stateDir == "" {
+		return false
+	}
+	for _, f := range []string{"cmdline", "environ"} {
+		data, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/" + f)
+		if err == nil && strings.Contains(string(data), stateDir) {
+			return true
+		}
+	}
+	return false
 }

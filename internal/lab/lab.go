@@ -96,6 +96,11 @@ func Start(ctx context.Context, opts Options) (*Lab, error) {
 	if err != nil {
 		return nil, err
 	}
+	// A supervisor that crashed may have left components running on this
+	// state (they would hold the database and the ports): stop them first.
+	if prev, err := ReadStatus(dir); err == nil {
+		stopLeftovers(ctx, prev, opts.Log)
+	}
 	l := &Lab{opts: opts, dir: dir, start: time.Now(), last: time.Now(), unlock: unlock}
 	l.status = Status{Name: opts.Name, StateDir: dir, Phase: "starting", Supervisor: os.Getpid(), Kubeconfig: l.Kubeconfig(), Endpoints: map[string]string{}}
 	upCtx, cancel := context.WithCancel(ctx)
