@@ -69,17 +69,23 @@ func BenchmarkPromoteBackend(b *testing.B) {
 	b.ReportMetric(healthy, "s/merge-to-healthy")
 
 	// The alternative, once: nobody asks Argo CD to refresh after the merge.
+	// If Argo CD has not noticed the merge by pollLimit the figure is a
+	// lower bound, and says so.
+	const pollLimit = 5 * time.Minute
 	merge, number, _ := promoteOnce()
 	start := time.Now()
-	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
+	ctx, cancel := context.WithTimeout(context.Background(), pollLimit)
 	defer cancel()
-	if err := waitWithoutRefresh(ctx, b, "backend-prod", merge); err != nil {
-		b.Fatalf("without refresh: %v", err)
-	}
+	waitErr := waitWithoutRefresh(ctx, b, "backend-prod", merge)
 	poll := time.Since(start).Seconds()
 	revert(merge, number)
+	atLeast := ""
+	if waitErr != nil {
+		atLeast = "≥ "
+		b.Logf("Argo CD's own poll had not brought backend-prod to the merge commit after %s: %v", pollLimit, waitErr)
+	}
 	b.ReportMetric(poll, "s/merge-to-healthy-argocd-poll")
 	b.ReportMetric(poll/healthy, "x-faster")
-	b.Logf("tug promote → PR %.2fs vs dry run %.2fs (forge writes ×%.2f); merge → prod Synced+Healthy: tug wait %.2fs, Argo CD's own poll %.2fs (%.1f× faster)",
-		pr, dr, pr/dr, healthy, poll, poll/healthy)
+	b.Logf("tug promote → PR %.2fs vs dry run %.2fs (forge writes ×%.2f); merge → prod Synced+Healthy: tug wait %.2fs, Argo CD's own poll %s%.2fs (%s%.1f× faster)",
+		pr, dr, pr/dr, healthy, atLeast, poll, atLeast, poll/healthy)
 }
