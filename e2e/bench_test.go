@@ -69,19 +69,29 @@ func BenchmarkPushToSynced(b *testing.B) {
 	withRefresh := total.Seconds() / float64(b.N)
 	b.ReportMetric(withRefresh, "s/push-to-synced")
 
-	// The alternative, once: nobody asks Argo CD to refresh.
+	// The alternative, once: nobody asks Argo CD to refresh. With
+	// infra/argocd's settings Argo CD should notice within about 130 s
+	// (git refs cached 60 s, apps re-compared every 60 s + ≤10 s jitter);
+	// give it pollLimit and report a lower bound if it does not make it.
+	const pollLimit = 200 * time.Second
 	sha := push()
 	start := time.Now()
-	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
+	ctx, cancel := context.WithTimeout(context.Background(), pollLimit)
 	defer cancel()
-	if err := waitWithoutRefresh(ctx, b, "backend-dev", sha); err != nil {
-		b.Fatalf("without refresh: %v", err)
-	}
+	err := waitWithoutRefresh(ctx, b, "backend-dev", sha)
 	poll := time.Since(start).Seconds()
-	b.ReportMetric(poll, "s/argocd-poll")
-	b.ReportMetric(poll/withRefresh, "x-faster")
-	b.Logf("push → Synced+Healthy: tug wait %.2fs, Argo CD's own poll %.2fs (%.1f× faster); upstream's default poll waits up to 180 s",
-		withRefresh, poll, poll/withRefresh)
+	if err != nil {
+		b.ReportMetric(poll, "s/argocd-poll-not-within")
+		b.Logf("push → Synced+Healthy: tug wait %.2fs; Argo CD's own poll had not picked up %s after %.0fs (%v); upstream's default poll waits up to 180 s",
+			withRefresh, sha[:12], poll, err)
+	} else {
+		b.ReportMetric(poll, "s/argocd-poll")
+		b.ReportMetric(poll/withRefresh, "x-faster")
+		b.Logf("push → Synced+Healthy: tug wait %.2fs, Argo CD's own poll %.2fs (%.1f× faster); upstream's default poll waits up to 180 s",
+			withRefresh, poll, poll/withRefresh)
+	}
+	// Either way, leave backend-dev at the head for what runs next.
+	mustTugWait(b, 3*time.Minute, sha, "backend-dev")
 }
 
 // waitWithoutRefresh polls an Application, read-only, until it is Synced and
