@@ -54,6 +54,12 @@ type Options struct {
 	// Install, if set, is infra/argocd already rendered with Render (the lab
 	// renders it while the API server starts; a build takes ~1 s).
 	Install []*unstructured.Unstructured
+	// DeferRootApplication applies root.yaml's AppProject but not its
+	// Application; the caller applies it with ApplyRoot once the application
+	// controller runs (the lab: a controller that starts with the project
+	// already listed never fails the root's first sync on "project does not
+	// exist" and waits out a retry backoff).
+	DeferRootApplication bool
 }
 
 // Report is what Run did or, on a dry run, would do.
@@ -143,7 +149,10 @@ func Run(ctx context.Context, opts Options) (*Report, error) {
 		crds, _ := kube.SplitCRDs(objs)
 		ao.PendingKinds = kube.CRDKinds(crds)
 	}
-	rep.Root, err = c.Apply(ctx, root, ao)
+	if opts.DeferRootApplication {
+		root = projectsOnly(root)
+	}
+	rep.Root, err = applyProjectsFirst(ctx, c, root, ao)
 	printResults(out, rep.Root, opts.DryRun)
 	if err != nil {
 		return rep, fmt.Errorf("apply %s: %w", RootFile, err)
@@ -376,4 +385,47 @@ func limit(s []string, n int) []string {
 		return s
 	}
 	return append(append([]string{}, s[:n]...), fmt.Sprintf("… %d more", len(s)-n))
+}
+
+// ApplyRoot applies infra/gitops/root.yaml (repoURL, if set, replacing its
+// Git URL), AppProjects before Applications.
+func ApplyRoot(ctx context.Context, cfg *rest.Config, repoRoot, repoURL string) ([]kube.Result, error) {
+	root, err := RenderRoot(repoRoot, repoURL)
+	if err != nil {
+		return nil, err
+	}
+	c, err := kube.NewClient(cfg)
+	if err != nil {
+		return nil, err
+	}
+	return applyProjectsFirst(ctx, c, root, kube.ApplyOptions{})
+}
+
+// applyProjectsFirst applies AppProjects, then the rest: an Application
+// created before its project is rejected by a running controller with
+// InvalidSpecError, and its sync retried only after a backoff.
+func applyProjectsFirst(ctx context.Context, c *kube.Client, objs []*unstructured.Unstructured, ao kube.ApplyOptions) ([]kube.Result, error) {
+	projects := projectsOnly(objs)
+	var rest []*unstructured.Unstructured
+	for _, o := range objs {
+		if o.GetKind() != "AppProject" {
+			rest = append(rest, o)
+		}
+	}
+	results, err := c.Apply(ctx, projects, ao)
+	if err != nil || len(rest) == 0 {
+		return results, err
+	}
+	more, err := c.Apply(ctx, rest, ao)
+	return append(results, more...), err
+}
+
+func projectsOnly(objs []*unstructured.Unstructured) []*unstructured.Unstructured {
+	var out []*unstructured.Unstructured
+	for _, o := range objs {
+		if o.GetKind() == "AppProject" {
+			out = append(out, o)
+		}
+	}
+	return out
 }

@@ -320,6 +320,13 @@ func (l *Lab) startArgoCD(ctx context.Context, early *argoEarly) error {
 			return err
 		}
 	}
+	cfg, err := l.RESTConfig()
+	if err != nil {
+		return err
+	}
+	if _, err := bootstrap.ApplyRoot(ctx, cfg, l.opts.RepoRoot, l.ForgeRepoURL()); err != nil {
+		return fmt.Errorf("apply the root Application: %w", err)
+	}
 	if err := writeFileAtomic(marker, []byte(time.Now().UTC().Format(time.RFC3339)+"\n"), 0o600); err != nil {
 		return err
 	}
@@ -355,6 +362,7 @@ func (l *Lab) bootstrapArgoCD(ctx context.Context, early *argoEarly) error {
 	if _, err := bootstrap.Run(ctx, bootstrap.Options{
 		RESTConfig: cfg, RepoRoot: l.opts.RepoRoot, RepoURL: l.ForgeRepoURL(),
 		Exclude: labRunsAsProcess, Out: out, Install: early.objs,
+		DeferRootApplication: true, // applied once the controller runs
 	}); err != nil {
 		return fmt.Errorf("bootstrap Argo CD: %w\n%s", err, out.String())
 	}
