@@ -1,12 +1,18 @@
 package lab
 
 import (
+	"bufio"
+	"context"
 	"crypto/x509"
 	"encoding/pem"
+	"fmt"
+	"log/slog"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/utils/ptr"
@@ -171,5 +177,62 @@ func TestPortsAreRememberedWhileFree(t *testing.T) {
 	}
 	if b, _ := q.get("apiserver"); b != a {
 		t.Fatalf("port changed across restarts: %d then %d", a, b)
+	}
+}
+
+func TestEmbeddedRedisExpiresKeys(t *testing.T) {
+	t.Setenv("TUG_LAB_EMBEDDED_REDIS", "1")
+	l := &Lab{dir: t.TempDir(), opts: Options{Log: slog.Default()}}
+	port, err := (&ports{m: map[string]int{}}).get("redis")
+	if err != nil {
+		t.Fatal(err)
+	}
+	kind, err := l.startRedis(context.Background(), port, "pw")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		for _, c := range l.closers {
+			c()
+		}
+	}()
+	if kind != redisEmbedded {
+		t.Fatalf("kind %q", kind)
+	}
+	conn, err := net.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", port))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	r := bufio.NewReader(conn)
+	send := func(args ...string) string {
+		fmt.Fprintf(conn, "*%d\r\n", len(args))
+		for _, a := range args {
+			fmt.Fprintf(conn, "$%d\r\n%s\r\n", len(a), a)
+		}
+		line, err := r.ReadString('\n')
+		if err != nil {
+			t.Fatal(err)
+		}
+		if strings.HasPrefix(line, "$") && !strings.HasPrefix(line, "$-1") {
+			v, _ := r.ReadString('\n')
+			return strings.TrimSpace(v)
+		}
+		return strings.TrimSpace(line)
+	}
+	if got := send("GET", "k"); !strings.Contains(got, "NOAUTH") {
+		t.Fatalf("unauthenticated GET answered %q; the password must be required", got)
+	}
+	send("AUTH", "pw")
+	send("SET", "k", "v", "PX", "300")
+	if got := send("GET", "k"); got != "v" {
+		t.Fatalf("GET right after SET = %q", got)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for send("GET", "k") != "$-1" {
+		if time.Now().After(deadline) {
+			t.Fatal("a key with a 300 ms TTL still exists after 5 s: the embedded Redis does not expire keys")
+		}
+		time.Sleep(100 * time.Millisecond) // polling a condition with a deadline
 	}
 }

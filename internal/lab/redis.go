@@ -7,6 +7,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"time"
 
 	"github.com/alicebob/miniredis/v2"
 )
@@ -44,8 +45,28 @@ func (l *Lab) startRedis(ctx context.Context, port int, password string) (string
 	if err := m.StartAddr("127.0.0.1:" + strconv.Itoa(port)); err != nil {
 		return "", fmt.Errorf("embedded redis on 127.0.0.1:%d: %w", port, err)
 	}
+	// miniredis counts keys' time to live down only when told time has
+	// passed (FastForward); without this, Argo CD's caches — the
+	// repo-server's branch lookups among them — would never expire and
+	// polling would never see a new commit.
+	stop := make(chan struct{})
+	go func() {
+		const tick = 500 * time.Millisecond
+		t := time.NewTicker(tick)
+		defer t.Stop()
+		last := time.Now()
+		for {
+			select {
+			case <-stop:
+				return
+			case now := <-t.C:
+				m.FastForward(now.Sub(last))
+				last = now
+			}
+		}
+	}()
 	l.mu.Lock()
-	l.closers = append(l.closers, m.Close)
+	l.closers = append(l.closers, func() { close(stop); m.Close() })
 	l.mu.Unlock()
 	return redisEmbedded, nil
 }
