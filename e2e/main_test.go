@@ -19,6 +19,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -90,7 +91,14 @@ func runWithLab(m *testing.M) (int, error) {
 		_, _ = tugCmd(context.Background(), 2*time.Minute, "lab", "down")
 	}()
 	if err != nil {
-		return 1, fmt.Errorf("tug lab up: %v\n%s", err, dumpLogs())
+		// The plan bootstrap prints can push the cause out of the tail.
+		var errLines []string
+		for _, line := range strings.Split(out, "\n") {
+			if strings.HasPrefix(line, "Error:") {
+				errLines = append(errLines, line)
+			}
+		}
+		return 1, fmt.Errorf("tug lab up: %v\n%s\n%s", err, strings.Join(errLines, "\n"), dumpLogs())
 	}
 	if env.status, err = lab.ReadStatus(env.dir); err != nil {
 		return 1, err

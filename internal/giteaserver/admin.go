@@ -41,20 +41,17 @@ func (s *Server) ensureAdmin(ctx context.Context) error {
 	if err != nil && !strings.Contains(err.Error(), "already exists") {
 		return fmt.Errorf("giteaserver: %w", err)
 	}
-	// A token name must be unique per user; a previous start may have died
-	// after creating one but before saving it.
-	name := "tug-" + time.Now().UTC().Format("20060102T150405.000000")
-	out, err := s.gitea(ctx, "admin", "user", "generate-access-token",
-		"--username", user, "--token-name", name, "--scopes", TokenScopes, "--raw")
-	if err != nil {
-		return fmt.Errorf("giteaserver: %w", err)
+	// Seen once in a while on a loaded machine: the command succeeds but
+	// prints no token. Ask again (a new name each time) before giving up.
+	var token string
+	for attempt := 1; ; attempt++ {
+		if token, err = s.generateToken(ctx, user); err == nil || attempt == 3 {
+			break
+		}
+		s.opts.Logger.Warn("gitea gave no access token; trying again", "attempt", attempt, "err", err)
 	}
-	// Running as root, Gitea prints a warning on stdout before the token:
-	// the token is the last line.
-	lines := strings.Split(strings.TrimSpace(string(out)), "\n")
-	token := strings.TrimSpace(lines[len(lines)-1])
-	if token == "" || strings.ContainsAny(token, " \n") {
-		return errors.New("giteaserver: gitea admin user generate-access-token --raw printed no token")
+	if err != nil {
+		return err
 	}
 	if err := writeFileAtomic(s.layout.tokenPath(), []byte(token+"\n"), 0o600); err != nil {
 		return fmt.Errorf("giteaserver: save token: %w", err)
@@ -75,4 +72,33 @@ func isToken(s string) bool {
 		}
 	}
 	return true
+}
+
+// generateToken makes an access token for user with the gitea CLI.
+func (s *Server) generateToken(ctx context.Context, user string) (string, error) {
+	// A token name must be unique per user; a previous start may have died
+	// after creating one but before saving it.
+	name := "tug-" + time.Now().UTC().Format("20060102T150405.000000")
+	out, err := s.gitea(ctx, "admin", "user", "generate-access-token",
+		"--username", user, "--token-name", name, "--scopes", TokenScopes, "--raw")
+	if err != nil {
+		return "", fmt.Errorf("giteaserver: %w", err)
+	}
+	// Gitea's own log lines (a warning when run as root, among others) share
+	// stdout with the token: take the line shaped like one.
+	token := ""
+	var other []string
+	for _, line := range strings.Split(string(out), "\n") {
+		line = strings.TrimSpace(line)
+		if isToken(line) {
+			token = line
+		} else if line != "" {
+			other = append(other, line)
+		}
+	}
+	if token == "" {
+		// No line is token-shaped, so what was printed holds no secret.
+		return "", fmt.Errorf("giteaserver: gitea admin user generate-access-token --raw printed no token; it printed:\n%s", strings.Join(other, "\n"))
+	}
+	return token, nil
 }
