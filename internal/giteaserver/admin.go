@@ -8,6 +8,8 @@ import (
 	"os"
 	"strings"
 	"time"
+
+	"github.com/tug-gitops/tug/internal/fsutil"
 )
 
 // TokenScopes are the scopes of every token this package creates: enough
@@ -53,7 +55,7 @@ func (s *Server) ensureAdmin(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	if err := writeFileAtomic(s.layout.tokenPath(), []byte(token+"\n"), 0o600); err != nil {
+	if err := fsutil.WriteFileAtomic(s.layout.tokenPath(), []byte(token+"\n"), 0o600); err != nil {
 		return fmt.Errorf("giteaserver: save token: %w", err)
 	}
 	s.token = token

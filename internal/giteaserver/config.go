@@ -11,6 +11,8 @@ import (
 	"os/user"
 	"path/filepath"
 	"strings"
+
+	"github.com/tug-gitops/tug/internal/fsutil"
 )
 
 // secrets are Gitea's server-side keys. They are generated once per state
@@ -46,7 +48,7 @@ func loadOrCreateSecrets(path string) (secrets, error) {
 	if err != nil {
 		return s, err
 	}
-	return s, writeFileAtomic(path, data, 0o600)
+	return s, fsutil.WriteFileAtomic(path, data, 0o600)
 }
 
 // randomString returns n URL-safe characters from crypto/rand.
@@ -183,25 +185,3 @@ MODE = file
 LEVEL = Info
 ROOT_PATH = {{LOG}}
 `
-
-// writeFileAtomic writes via a temporary file and rename, so a crash never
-// leaves a half-written token or config behind.
-func writeFileAtomic(path string, data []byte, perm os.FileMode) error {
-	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp*")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(tmp.Name())
-	if err := tmp.Chmod(perm); err != nil {
-		tmp.Close()
-		return err
-	}
-	if _, err := tmp.Write(data); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	return os.Rename(tmp.Name(), path)
-}

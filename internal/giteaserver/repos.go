@@ -4,10 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io/fs"
 	"net/http"
 	"os"
-	"path/filepath"
 	"time"
 
 	"code.gitea.io/sdk/gitea"
@@ -16,6 +14,8 @@ import (
 	"github.com/go-git/go-git/v5/plumbing"
 	"github.com/go-git/go-git/v5/plumbing/object"
 	githttp "github.com/go-git/go-git/v5/plumbing/transport/http"
+
+	"github.com/tug-gitops/tug/internal/fsutil"
 )
 
 // Client returns a Gitea SDK client authenticated as the admin, bound to
@@ -170,7 +170,7 @@ func (s *Server) PushDir(ctx context.Context, srcDir, owner, name, branch, messa
 		return "", err
 	}
 	defer os.RemoveAll(work)
-	if err := copyTree(srcDir, work); err != nil {
+	if err := fsutil.CopyTree(srcDir, work); err != nil {
 		return "", fmt.Errorf("giteaserver: copy %s: %w", srcDir, err)
 	}
 	r, err := git.PlainInitWithOptions(work, &git.PlainInitOptions{
@@ -196,33 +196,6 @@ func (s *Server) PushDir(ctx context.Context, srcDir, owner, name, branch, messa
 		return "", err
 	}
 	return h.String(), nil
-}
-
-func copyTree(src, dst string) error {
-	return filepath.WalkDir(src, func(path string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		rel, err := filepath.Rel(src, path)
-		if err != nil {
-			return err
-		}
-		if d.IsDir() && d.Name() == ".git" {
-			return filepath.SkipDir
-		}
-		target := filepath.Join(dst, rel)
-		if d.IsDir() {
-			return os.MkdirAll(target, 0o755)
-		}
-		if !d.Type().IsRegular() {
-			return nil
-		}
-		data, err := os.ReadFile(path)
-		if err != nil {
-			return err
-		}
-		return os.WriteFile(target, data, 0o644)
-	})
 }
 
 // sdkVersion is the version to tell the SDK: a binary built from the Go

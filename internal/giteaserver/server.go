@@ -22,6 +22,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/tug-gitops/tug/internal/fsutil"
 )
 
 // DefaultAdminUser is the admin account created when Options.AdminUser is
@@ -150,7 +152,7 @@ func startOnce(ctx context.Context, opts Options, l layout, sec secrets) (*Serve
 		}
 		port = p
 	}
-	if err := writeFileAtomic(l.configPath(), []byte(appINI(l, port, sec, opts.StaticRoot)), 0o600); err != nil {
+	if err := fsutil.WriteFileAtomic(l.configPath(), []byte(appINI(l, port, sec, opts.StaticRoot)), 0o600); err != nil {
 		return nil, fmt.Errorf("giteaserver: write app.ini: %w", err)
 	}
 	s := &Server{opts: opts, layout: l, url: fmt.Sprintf("http://127.0.0.1:%d", port)}

@@ -22,6 +22,7 @@ import (
 	"k8s.io/utils/ptr"
 
 	"github.com/tug-gitops/tug/internal/bootstrap"
+	"github.com/tug-gitops/tug/internal/fsutil"
 	"github.com/tug-gitops/tug/internal/tools"
 )
 
@@ -142,7 +143,7 @@ func (l *Lab) argoProcess(ctx context.Context, name string, early *argoEarly) (c
 		if kubeconfig, err = l.serviceAccountKubeconfig(ctx, spec.ServiceAccountName, name); err != nil {
 			return component{}, err
 		}
-	} else if err := writeFileAtomic(kubeconfig, []byte("apiVersion: v1\nkind: Config\n"), 0o600); err != nil {
+	} else if err := fsutil.WriteFileAtomic(kubeconfig, []byte("apiVersion: v1\nkind: Config\n"), 0o600); err != nil {
 		return component{}, err
 	}
 	home := filepath.Join(l.dir, "argocd", name)
@@ -327,7 +328,7 @@ func (l *Lab) startArgoCD(ctx context.Context, early *argoEarly) error {
 	if _, err := bootstrap.ApplyRoot(ctx, cfg, l.opts.RepoRoot, l.ForgeRepoURL()); err != nil {
 		return fmt.Errorf("apply the root Application: %w", err)
 	}
-	if err := writeFileAtomic(marker, []byte(time.Now().UTC().Format(time.RFC3339)+"\n"), 0o600); err != nil {
+	if err := fsutil.WriteFileAtomic(marker, []byte(time.Now().UTC().Format(time.RFC3339)+"\n"), 0o600); err != nil {
 		return err
 	}
 	l.mu.Lock()
@@ -380,7 +381,7 @@ func (l *Lab) redisPassword() (string, error) {
 		return string(data), nil
 	}
 	pw := randomToken(24)
-	return pw, writeFileAtomic(path, []byte(pw), 0o600)
+	return pw, fsutil.WriteFileAtomic(path, []byte(pw), 0o600)
 }
 
 // ensureLabSecrets creates what upstream's init Job and cert-manager

@@ -18,6 +18,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 
+	"github.com/tug-gitops/tug/internal/fsutil"
 	"github.com/tug-gitops/tug/internal/tools"
 )
 
@@ -73,7 +74,7 @@ func (l *Lab) controlPlaneComponents(bins map[tools.Tool]string) ([]component, e
 	if err := os.MkdirAll(filepath.Dir(stages), 0o700); err != nil {
 		return nil, err
 	}
-	if err := writeFileAtomic(stages, kwokStages, 0o600); err != nil {
+	if err := fsutil.WriteFileAtomic(stages, kwokStages, 0o600); err != nil {
 		return nil, err
 	}
 	dataDir := filepath.Join(l.dir, "kine")

@@ -7,6 +7,8 @@ import (
 
 	"k8s.io/client-go/tools/clientcmd"
 	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
+
+	"github.com/tug-gitops/tug/internal/fsutil"
 )
 
 // ContextName is the context `lab up` adds to the user's kubeconfig.
@@ -33,7 +35,7 @@ func writeKubeconfig(path, server, caFile, certFile, keyFile, token, namespace, 
 	if err != nil {
 		return err
 	}
-	return writeFileAtomic(path, data, 0o600)
+	return fsutil.WriteFileAtomic(path, data, 0o600)
 }
 
 // mergeIntoUserKubeconfig adds (or replaces) the lab's cluster, user and
@@ -68,7 +70,7 @@ func mergeIntoUserKubeconfig(userPath, labKubeconfig, contextName string, makeCu
 	if err := os.MkdirAll(filepath.Dir(userPath), 0o700); err != nil {
 		return err
 	}
-	return writeFileAtomic(userPath, data, 0o600)
+	return fsutil.WriteFileAtomic(userPath, data, 0o600)
 }
 
 // removeFromUserKubeconfig deletes the lab's entries; it leaves the file
@@ -94,7 +96,7 @@ func removeFromUserKubeconfig(userPath, contextName string) error {
 	if err != nil {
 		return err
 	}
-	return writeFileAtomic(userPath, data, 0o600)
+	return fsutil.WriteFileAtomic(userPath, data, 0o600)
 }
 
 // UserKubeconfigPath is the first file of $KUBECONFIG, or ~/.kube/config.

@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/alicebob/miniredis/v2"
+
+	"github.com/tug-gitops/tug/internal/fsutil"
 )
 
 // Argo CD needs Redis as a cache. The lab uses the system's redis-server
@@ -33,7 +35,7 @@ func (l *Lab) startRedis(ctx context.Context, port int, password string) (string
 		}
 		conf := fmt.Sprintf("bind 127.0.0.1\nport %d\nrequirepass %s\nsave \"\"\nappendonly no\ndir %s\nprotected-mode yes\n", port, password, dir)
 		confPath := filepath.Join(dir, "redis.conf")
-		if err := writeFileAtomic(confPath, []byte(conf), 0o600); err != nil {
+		if err := fsutil.WriteFileAtomic(confPath, []byte(conf), 0o600); err != nil {
 			return "", err
 		}
 		c := component{Name: "redis", Binary: bin, Args: []string{confPath}, Env: l.baseEnv(), Dir: dir,

@@ -12,6 +12,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/tug-gitops/tug/internal/fsutil"
 )
 
 var validName = regexp.MustCompile(`^[a-z0-9]([-a-z0-9]{0,30}[a-z0-9])?$`)
@@ -91,7 +93,7 @@ func (p *ports) save(path string) error {
 	p.mu.Lock()
 	data, _ := json.MarshalIndent(p.m, "", "  ")
 	p.mu.Unlock()
-	return writeFileAtomic(path, data, 0o600)
+	return fsutil.WriteFileAtomic(path, data, 0o600)
 }
 
 func portFree(port int) bool {
@@ -158,7 +160,7 @@ func ReadStatus(dir string) (*Status, error) {
 func writeStatus(dir string, s *Status) error {
 	s.Updated = time.Now().UTC()
 	data, _ := json.MarshalIndent(s, "", "  ")
-	return writeFileAtomic(filepath.Join(dir, "status.json"), data, 0o600)
+	return fsutil.WriteFileAtomic(filepath.Join(dir, "status.json"), data, 0o600)
 }
 
 // lockState takes the state folder's lock without waiting.

@@ -12,7 +12,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io/fs"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -21,6 +20,7 @@ import (
 	"github.com/go-git/go-git/v5/plumbing/object"
 
 	"github.com/tug-gitops/tug/internal/forge"
+	"github.com/tug-gitops/tug/internal/fsutil"
 	"github.com/tug-gitops/tug/internal/repo"
 	"github.com/tug-gitops/tug/internal/yamledit"
 )
@@ -348,7 +348,7 @@ func runLocalDryRun(ctx context.Context, o *Options, res *Result) error {
 		return err
 	}
 	defer os.RemoveAll(scratch)
-	if err := copyTree(root, scratch); err != nil {
+	if err := fsutil.CopyTree(root, scratch); err != nil {
 		return fmt.Errorf("copy %s for the dry run: %w", root, err)
 	}
 	_, _, _, _, err = plan(ctx, o, res, scratch, nil)
@@ -357,32 +357,4 @@ func runLocalDryRun(ctx context.Context, o *Options, res *Result) error {
 
 func (r *Result) mergeMessage() string {
 	return fmt.Sprintf("Merge promotion of %s to %s: %s → %s (#%d)", r.App, r.To, r.OldTag, r.NewTag, r.PR.Number)
-}
-
-// copyTree copies regular files and folders, skipping .git and symlinks.
-func copyTree(src, dst string) error {
-	return filepath.WalkDir(src, func(path string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		rel, err := filepath.Rel(src, path)
-		if err != nil {
-			return err
-		}
-		if d.IsDir() && d.Name() == ".git" {
-			return filepath.SkipDir
-		}
-		target := filepath.Join(dst, rel)
-		switch {
-		case d.IsDir():
-			return os.MkdirAll(target, 0o755)
-		case !d.Type().IsRegular():
-			return nil
-		}
-		data, err := os.ReadFile(path)
-		if err != nil {
-			return err
-		}
-		return os.WriteFile(target, data, 0o644)
-	})
 }
