@@ -34,15 +34,6 @@ const ArgoCDNamespace = "argocd"
 // are not run; the lab uses local accounts.
 var argoComponents = []string{"argocd-repo-server", "argocd-server", "argocd-application-controller", "argocd-applicationset-controller"}
 
-// labRunsAsProcess reports whether obj is a workload the lab replaces with
-// a local process (so bootstrap must not create it on the API server).
-func labRunsAsProcess(obj *unstructured.Unstructured) bool {
-	switch obj.GetKind() {
-	case "Deployment", "StatefulSet", "Job":
-		return true
-	}
-	return false
-}
 
 // podSpecOf returns the pod template of a Deployment or StatefulSet.
 func podSpecOf(obj *unstructured.Unstructured) (*corev1.PodSpec, error) {
@@ -111,7 +102,7 @@ func (l *Lab) argoProcess(ctx context.Context, name string, early *argoEarly) (c
 			data, _, _ := unstructured.NestedStringMap(o.Object, "data")
 			configMaps[o.GetName()] = data
 		}
-		if labRunsAsProcess(o) && o.GetName() == name {
+		if bootstrap.IsWorkload(o) && o.GetName() == name {
 			wl = o
 		}
 	}
@@ -362,7 +353,7 @@ func (l *Lab) bootstrapArgoCD(ctx context.Context, early *argoEarly) error {
 	out := &stampedWriter{start: began}
 	if _, err := bootstrap.Run(ctx, bootstrap.Options{
 		RESTConfig: cfg, RepoRoot: l.opts.RepoRoot, RepoURL: l.ForgeRepoURL(),
-		Exclude: labRunsAsProcess, Out: out, Install: early.objs,
+		Exclude: bootstrap.IsWorkload, Out: out, Install: early.objs,
 		DeferRootApplication: true, // applied once the controller runs
 	}); err != nil {
 		return fmt.Errorf("bootstrap Argo CD: %w\n%s", err, out.String())

@@ -115,7 +115,7 @@ func TestInfraArgoCDHasTheWorkloadsTheLabRuns(t *testing.T) {
 	}
 	found := map[string]bool{}
 	for _, o := range objs {
-		if labRunsAsProcess(o) {
+		if bootstrap.IsWorkload(o) {
 			found[o.GetName()] = true
 		}
 	}
