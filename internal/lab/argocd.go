@@ -34,7 +34,6 @@ const ArgoCDNamespace = "argocd"
 // are not run; the lab uses local accounts.
 var argoComponents = []string{"argocd-repo-server", "argocd-server", "argocd-application-controller", "argocd-applicationset-controller"}
 
-
 // podSpecOf returns the pod template of a Deployment or StatefulSet.
 func podSpecOf(obj *unstructured.Unstructured) (*corev1.PodSpec, error) {
 	switch obj.GetKind() {
