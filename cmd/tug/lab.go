@@ -435,10 +435,11 @@ func printNextSteps(w io.Writer, st *lab.Status) {
 
 Try:
   kubectl get applications -n argocd
-  tug status
-  eval "$(tug lab env)"      # exports KUBECONFIG, ARGOCD_SERVER, TUG_FORGE_URL; prints no secret
-  tug lab down
-`, st.Name, st.Endpoints["kubernetes"], lab.ContextName(st.Name), st.Endpoints["argocd"], st.Endpoints["forge"], st.Endpoints["repository"])
+  %[7]s status
+  %[7]s verify drift backend-dev
+  eval "$(%[7]s lab env)"      # exports KUBECONFIG, ARGOCD_SERVER, TUG_FORGE_URL; prints no secret
+  %[7]s lab down
+`, st.Name, st.Endpoints["kubernetes"], lab.ContextName(st.Name), st.Endpoints["argocd"], st.Endpoints["forge"], st.Endpoints["repository"], invokedAs())
 }
 
 func printTimings(w io.Writer, st *lab.Status) {
@@ -483,4 +484,12 @@ func repoRoot(flagValue string) (string, error) {
 		}
 	}
 	return "", usageError{fmt.Errorf("no tug.yaml in %s or above: run inside a clone of the GitOps repository or pass --repo", dir)}
+}
+
+// invokedAs is how the user ran tug ("tug", "./bin/tug"), for hints they can paste.
+func invokedAs() string {
+	if len(os.Args) > 0 && strings.Contains(os.Args[0], "/") {
+		return os.Args[0]
+	}
+	return "tug"
 }
