@@ -116,9 +116,7 @@ func (c *Client) Apply(ctx context.Context, objs []*unstructured.Unstructured, o
 		results = append(results, r)
 	}
 
-	for _, crd := range crds {
-		apply(crd, 0)
-	}
+	applyAll(crds, func(crd *unstructured.Unstructured) { apply(crd, 0) })
 	settle := time.Duration(0)
 	if len(crds) > 0 && !opts.DryRun {
 		names := make([]string, 0, len(crds))
@@ -146,20 +144,26 @@ func (c *Client) Apply(ctx context.Context, objs []*unstructured.Unstructured, o
 			errs = append(errs, ctx.Err())
 			break
 		}
-		sem := make(chan struct{}, applyParallelism)
-		var wg sync.WaitGroup
-		for _, obj := range group {
-			wg.Add(1)
-			sem <- struct{}{}
-			go func() {
-				defer func() { <-sem; wg.Done() }()
-				apply(obj, settle)
-			}()
-		}
-		wg.Wait()
+		applyAll(group, func(obj *unstructured.Unstructured) { apply(obj, settle) })
 	}
-	sortResults(results, rest)
+	sortResults(results, append(append([]*unstructured.Unstructured(nil), crds...), rest...))
 	return results, errors.Join(errs...)
+}
+
+// applyAll runs f on every object, applyParallelism at a time, and returns
+// when all are done.
+func applyAll(objs []*unstructured.Unstructured, f func(*unstructured.Unstructured)) {
+	sem := make(chan struct{}, applyParallelism)
+	var wg sync.WaitGroup
+	for _, obj := range objs {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			f(obj)
+		}()
+	}
+	wg.Wait()
 }
 
 // applyParallelism bounds concurrent requests per rank.
@@ -177,8 +181,8 @@ func byRank(objs []*unstructured.Unstructured) [][]*unstructured.Unstructured {
 	return groups
 }
 
-// sortResults puts the results of the parallel applies back in input order
-// (CRD results, applied first and serially, stay in front).
+// sortResults puts the results of the parallel applies back in the order
+// the objects were applied in.
 func sortResults(results []Result, rest []*unstructured.Unstructured) {
 	pos := make(map[string]int, len(rest))
 	for i, o := range rest {
