@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"github.com/tug-gitops/tug/apps/internal/serve"
+
+	"github.com/tug-gitops/tug/apps/internal/servetest"
 )
 
 func envOf(m map[string]string) func(string) string { return func(k string) string { return m[k] } }
@@ -197,7 +199,7 @@ func TestRunServesAndStops(t *testing.T) {
 	port := freePort(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	var logs syncBuffer
+	var logs servetest.SyncBuffer
 	done := make(chan error, 1)
 	go func() {
 		done <- run(ctx, envOf(map[string]string{"PORT": port, "APP_VERSION": "0.1.0", "BACKEND_URL": backend}), &logs)
