@@ -274,6 +274,11 @@ func newLabStatusCmd(f *labFlags) *cobra.Command {
 		Short: "Show each lab component with its pid, ports and health",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			switch output {
+			case "", "table", "json", "yaml":
+			default:
+				return usageError{fmt.Errorf("-o %s: use table, json or yaml", output)}
+			}
 			dir, err := f.dir()
 			if err != nil {
 				return err
@@ -294,9 +299,6 @@ func newLabStatusCmd(f *labFlags) *cobra.Command {
 				}
 				_, err = cmd.OutOrStdout().Write(data)
 				return err
-			case "", "table":
-			default:
-				return usageError{fmt.Errorf("-o %s: use table, json or yaml", output)}
 			}
 			w := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
 			fmt.Fprintf(w, "lab %s: %s (supervisor pid %d, redis: %s)\n", st.Name, st.Phase, st.Supervisor, st.Redis)

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"strings"
 
 	"github.com/spf13/cobra"
 )
@@ -40,7 +41,7 @@ func run(args []string) int {
 		return exitOK
 	case errors.Is(err, errFindings):
 		return exitFailure
-	case errors.As(err, new(usageError)):
+	case errors.As(err, new(usageError)) || cobraUsage(err):
 		fmt.Fprintln(os.Stderr, "Error:", err)
 		return exitUsage
 	default:
@@ -73,4 +74,16 @@ and Argo CD as local processes, with no container engine.`,
 	root.AddCommand(newWaitCmd())
 	root.AddCommand(newVerifyCmd())
 	return root
+}
+
+// cobraUsage recognises the misuse errors cobra itself returns (unknown
+// command, wrong number of arguments), which carry no type to match.
+func cobraUsage(err error) bool {
+	msg := err.Error()
+	for _, prefix := range []string{"unknown command ", "accepts ", "requires at least ", "requires at most ", "invalid argument "} {
+		if strings.HasPrefix(msg, prefix) {
+			return true
+		}
+	}
+	return false
 }
