@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
 	"errors"
@@ -9,7 +8,6 @@ import (
 	"io"
 	"log/slog"
 	"os"
-	"os/exec"
 	"os/signal"
 	"path/filepath"
 	"strings"
@@ -78,40 +76,10 @@ func newLabUpCmd(f *labFlags) *cobra.Command {
 		Short: "Start the lab (building its programs on first use) and deploy the example apps",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			dir, err := f.dir()
-			if err != nil {
+			if _, err := f.dir(); err != nil {
 				return err
 			}
 			repo, err := repoRoot(f.repo)
-			if err != nil {
-				return err
-			}
-			if st, err := lab.ReadStatus(dir); err == nil && lab.ProcessAlive(st.Supervisor) {
-				switch st.Phase {
-				case "ready":
-					fmt.Fprintf(cmd.ErrOrStderr(), "lab %q is already running (supervisor pid %d)\n", f.name, st.Supervisor)
-					printNextSteps(cmd.OutOrStdout(), st)
-					return nil
-				case "starting":
-					fmt.Fprintf(cmd.ErrOrStderr(), "lab %q is starting already (supervisor pid %d); following it\n", f.name, st.Supervisor)
-					logPath := filepath.Join(dir, "logs", "supervisor.log")
-					st, err := followUntilReady(cmd.Context(), dir, logPath, st.Supervisor, timeout, cmd.ErrOrStderr())
-					if err != nil {
-						return err
-					}
-					printNextSteps(cmd.OutOrStdout(), st)
-					return nil
-				default:
-					return fmt.Errorf("lab %q is %s (supervisor pid %d): run 'tug lab down --name %s' first", f.name, st.Phase, st.Supervisor, f.name)
-				}
-			}
-			if err := os.MkdirAll(filepath.Join(dir, "logs"), 0o700); err != nil {
-				return err
-			}
-			// status.json stays: the new supervisor reads it to stop anything a
-			// crashed one left running, then replaces it.
-			logPath := filepath.Join(dir, "logs", "supervisor.log")
-			logf, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o600)
 			if err != nil {
 				return err
 			}
@@ -119,29 +87,19 @@ func newLabUpCmd(f *labFlags) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			args := []string{"lab", "supervise", "--name", f.name, "--repo", repo}
-			if f.stateRoot != "" {
-				args = append(args, "--state-dir", f.stateRoot)
-			}
-			if noKubeconfig {
-				args = append(args, "--no-kubeconfig-update")
-			}
-			sup := exec.Command(self, args...)
-			sup.Stdout, sup.Stderr = logf, logf
-			// A session of its own: the lab outlives this command and the
-			// terminal it ran in, like kind's containers.
-			sup.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
-			if err := sup.Start(); err != nil {
+			st, err := lab.Launch(cmd.Context(), lab.LaunchOptions{
+				Name: f.name, StateRoot: f.stateRoot, RepoRoot: repo,
+				SuperviseArgs:      []string{self, "lab", "supervise"},
+				NoKubeconfigUpdate: noKubeconfig, Timeout: timeout, Progress: cmd.ErrOrStderr(),
+			})
+			switch {
+			case errors.Is(err, lab.ErrAlreadyRunning):
+				fmt.Fprintf(cmd.ErrOrStderr(), "lab %q is already running (supervisor pid %d)\n", f.name, st.Supervisor)
+			case err != nil:
 				return err
+			default:
+				printTimings(cmd.ErrOrStderr(), st)
 			}
-			logf.Close()
-			go func() { _ = sup.Wait() }()
-			fmt.Fprintf(cmd.ErrOrStderr(), "Starting lab %q (state %s, log %s)\n", f.name, dir, logPath)
-			st, err := followUntilReady(cmd.Context(), dir, logPath, sup.Process.Pid, timeout, cmd.ErrOrStderr())
-			if err != nil {
-				return err
-			}
-			printTimings(cmd.ErrOrStderr(), st)
 			printNextSteps(cmd.OutOrStdout(), st)
 			return nil
 		},
@@ -149,51 +107,6 @@ func newLabUpCmd(f *labFlags) *cobra.Command {
 	cmd.Flags().BoolVar(&noKubeconfig, "no-kubeconfig-update", false, "do not add the lab's context to your kubeconfig")
 	cmd.Flags().DurationVar(&timeout, "timeout", 60*time.Minute, "give up after this long (the first run builds Kubernetes, Argo CD and Gitea from source: ~20 min on 2 cores)")
 	return cmd
-}
-
-// followUntilReady streams the supervisor's log as progress until the lab
-// reports ready or failed.
-func followUntilReady(ctx context.Context, dir, logPath string, pid int, timeout time.Duration, progress io.Writer) (*lab.Status, error) {
-	ctx, cancel := context.WithTimeout(ctx, timeout)
-	defer cancel()
-	logf, err := os.Open(logPath)
-	if err != nil {
-		return nil, err
-	}
-	defer logf.Close()
-	reader := bufio.NewReader(logf)
-	for {
-		for {
-			line, err := reader.ReadString('\n')
-			if line != "" && strings.HasSuffix(line, "\n") {
-				fmt.Fprint(progress, "  ", line)
-			} else if line != "" {
-				// Partial line: read it again once complete.
-				_, _ = logf.Seek(-int64(len(line)), io.SeekCurrent)
-				reader.Reset(logf)
-			}
-			if err != nil {
-				break
-			}
-		}
-		st, err := lab.ReadStatus(dir)
-		if err == nil && st.Supervisor == pid {
-			switch st.Phase {
-			case "ready":
-				return st, nil
-			case "failed", "stopped":
-				return nil, fmt.Errorf("lab failed to start: %s\n(see %s and the component logs in %s/logs)", st.Error, logPath, dir)
-			}
-		}
-		if !lab.ProcessAlive(pid) {
-			return nil, fmt.Errorf("the lab supervisor exited; see %s", logPath)
-		}
-		select {
-		case <-ctx.Done():
-			return nil, fmt.Errorf("lab not ready after %s; it keeps starting in the background (tug lab status, tug lab down)", timeout)
-		case <-time.After(200 * time.Millisecond):
-		}
-	}
 }
 
 func newLabSuperviseCmd(f *labFlags) *cobra.Command {

@@ -3,6 +3,7 @@ package kube
 import (
 	"context"
 	"fmt"
+	"strings"
 	"time"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -21,6 +22,8 @@ func (c *Client) WaitCRDsEstablished(ctx context.Context, names []string, timeou
 	for _, n := range names {
 		waiting[n] = true
 	}
+	// What each waiting CRD last reported, for the error.
+	lastConditions := map[string]string{}
 	err := wait.PollUntilContextTimeout(ctx, 200*time.Millisecond, timeout, true, func(ctx context.Context) (bool, error) {
 		for name := range waiting {
 			crd, err := c.Dynamic.Resource(crdGVR).Get(ctx, name, metav1.GetOptions{})
@@ -32,6 +35,8 @@ func (c *Client) WaitCRDsEstablished(ctx context.Context, names []string, timeou
 			}
 			if CRDEstablished(crd) {
 				delete(waiting, name)
+			} else {
+				lastConditions[name] = conditionsText(crd)
 			}
 		}
 		return len(waiting) == 0, nil
@@ -39,7 +44,7 @@ func (c *Client) WaitCRDsEstablished(ctx context.Context, names []string, timeou
 	if err != nil {
 		var left []string
 		for n := range waiting {
-			left = append(left, n)
+			left = append(left, n+" ("+lastConditions[n]+")")
 		}
 		return fmt.Errorf("CRDs not Established after %s: %v: %w", timeout, left, err)
 	}
@@ -56,4 +61,23 @@ func CRDEstablished(crd *unstructured.Unstructured) bool {
 		}
 	}
 	return false
+}
+
+// conditionsText summarises a CRD's status conditions ("NamesAccepted=True,
+// Established=False: reason").
+func conditionsText(crd *unstructured.Unstructured) string {
+	conds, _, _ := unstructured.NestedSlice(crd.Object, "status", "conditions")
+	if len(conds) == 0 {
+		return "no conditions yet"
+	}
+	var parts []string
+	for _, c := range conds {
+		m, _ := c.(map[string]any)
+		part := fmt.Sprintf("%v=%v", m["type"], m["status"])
+		if msg, _ := m["message"].(string); msg != "" && m["status"] != "True" {
+			part += ": " + msg
+		}
+		parts = append(parts, part)
+	}
+	return strings.Join(parts, ", ")
 }
