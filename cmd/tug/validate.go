@@ -140,4 +140,3 @@ func findRepoRoot(dir string) string {
 		}
 	}
 }
-

@@ -11,7 +11,7 @@ func TestValidateExitCodes(t *testing.T) {
 		{[]string{"validate", bad + "ok"}, exitOK},
 		{[]string{"validate", bad + "dest-port-443"}, exitFailure},
 		{[]string{"validate", "-o", "json", bad + "dest-port-443"}, exitFailure},
-		{[]string{"validate", bad + "manifest-unknown-kind"}, exitOK},                 // a warning
+		{[]string{"validate", bad + "manifest-unknown-kind"}, exitOK},                  // a warning
 		{[]string{"validate", "--strict", bad + "manifest-unknown-kind"}, exitFailure}, // warnings fail with --strict
 		{[]string{"validate", bad + "source-external-info"}, exitFailure},
 		{[]string{"validate", "-o", "xml", bad + "ok"}, exitUsage},
