@@ -9,6 +9,7 @@ build:
 # lab (first run builds Kubernetes, Argo CD and Gitea: ~25 min on 2 cores),
 # and tug's own offline validation of this repository.
 test: build
+	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { echo "gofmt needed:"; gofmt -l $$(git ls-files '*.go'); exit 1; }
 	$(GO) vet ./...
 	./bin/tug validate --strict .
 	$(GO) test -timeout 80m ./...
