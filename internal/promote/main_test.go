@@ -3,7 +3,6 @@ package promote
 import (
 	"context"
 	"fmt"
-	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
@@ -20,7 +19,7 @@ import (
 	"github.com/tug-gitops/tug/internal/forge"
 	giteaforge "github.com/tug-gitops/tug/internal/forge/gitea"
 	"github.com/tug-gitops/tug/internal/giteaserver"
-	"github.com/tug-gitops/tug/internal/tools"
+	"github.com/tug-gitops/tug/internal/giteaserver/giteatest"
 )
 
 // One real Gitea per test binary; each test works in its own repository.
@@ -37,28 +36,13 @@ func TestMain(m *testing.M) {
 func runMain(m *testing.M) int {
 	ctx, cancel := context.WithTimeout(context.Background(), 25*time.Minute)
 	defer cancel()
-	// Never skip: without Gitea these tests fail, so CI cannot pass by not testing.
-	bin, err := tools.Ensure(ctx, tools.Gitea)
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "promote tests need the Gitea binary:", err)
+	var stop func()
+	var err error
+	if srv, reviewerToken, stop, err = giteatest.Start(ctx); err != nil {
+		fmt.Fprintln(os.Stderr, "promote tests:", err)
 		return 1
 	}
-	state, err := os.MkdirTemp("", "tug-promote-gitea-*")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	defer os.RemoveAll(state)
-	srv, err = giteaserver.Start(ctx, giteaserver.Options{Binary: bin, StateDir: state, Logger: slog.Default()})
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	defer srv.Stop(context.Background())
-	if reviewerToken, err = srv.CreateUser(ctx, "reviewer"); err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
+	defer stop()
 	return m.Run()
 }
 

@@ -3,7 +3,6 @@ package gitea
 import (
 	"context"
 	"fmt"
-	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
@@ -17,7 +16,7 @@ import (
 
 	"github.com/tug-gitops/tug/internal/forge"
 	"github.com/tug-gitops/tug/internal/giteaserver"
-	"github.com/tug-gitops/tug/internal/tools"
+	"github.com/tug-gitops/tug/internal/giteaserver/giteatest"
 )
 
 // A real Gitea, one per test binary.
@@ -31,26 +30,13 @@ func TestMain(m *testing.M) { os.Exit(runMain(m)) }
 func runMain(m *testing.M) int {
 	ctx, cancel := context.WithTimeout(context.Background(), 25*time.Minute)
 	defer cancel()
-	bin, err := tools.Ensure(ctx, tools.Gitea) // never skip: no Gitea, no pass
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "forge/gitea tests need the Gitea binary:", err)
+	var stop func()
+	var err error
+	if srv, reviewerToken, stop, err = giteatest.Start(ctx); err != nil {
+		fmt.Fprintln(os.Stderr, "forge/gitea tests:", err)
 		return 1
 	}
-	state, err := os.MkdirTemp("", "tug-forge-gitea-*")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	defer os.RemoveAll(state)
-	if srv, err = giteaserver.Start(ctx, giteaserver.Options{Binary: bin, StateDir: state, Logger: slog.Default()}); err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	defer srv.Stop(context.Background())
-	if reviewerToken, err = srv.CreateUser(ctx, "reviewer"); err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
+	defer stop()
 	return m.Run()
 }
 
