@@ -132,7 +132,7 @@ func checkNothingLeft(st *lab.Status) error {
 		pids = append(pids, c.PID)
 	}
 	for _, pid := range pids {
-		if pid > 0 && pidRunning(pid) {
+		if pid > 0 && lab.ProcessAlive(pid) {
 			return fmt.Errorf("pid %d still running after tug lab down", pid)
 		}
 	}
@@ -146,15 +146,6 @@ func checkNothingLeft(st *lab.Status) error {
 		}
 	}
 	return nil
-}
-
-func pidRunning(pid int) bool {
-	data, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
-	if err != nil {
-		return false
-	}
-	i := bytes.LastIndexByte(data, ')')
-	return i > 0 && i+2 < len(data) && data[i+2] != 'Z'
 }
 
 // tugCmd runs the tug binary against the test lab.

@@ -4,9 +4,12 @@
 package fsutil
 
 import (
+	"errors"
+	"fmt"
 	"io/fs"
 	"os"
 	"path/filepath"
+	"syscall"
 )
 
 // WriteFileAtomic writes data to path through a temporary file in the same
@@ -60,4 +63,34 @@ func CopyTree(src, dst string) error {
 		}
 		return os.WriteFile(target, data, 0o644)
 	})
+}
+
+// ErrLocked is returned by Lock with wait false when another process holds
+// the lock.
+var ErrLocked = errors.New("locked by another process")
+
+// Lock takes an exclusive advisory lock (flock) on the file at path,
+// creating it (mode 0600) and its folder if needed. With wait it blocks until
+// the lock is free; without, it returns ErrLocked at once. The lock lasts
+// until unlock is called or the process exits.
+func Lock(path string, wait bool) (unlock func(), err error) {
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return nil, err
+	}
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_RDWR, 0o600)
+	if err != nil {
+		return nil, err
+	}
+	how := syscall.LOCK_EX
+	if !wait {
+		how |= syscall.LOCK_NB
+	}
+	if err := syscall.Flock(int(f.Fd()), how); err != nil {
+		f.Close()
+		if errors.Is(err, syscall.EWOULDBLOCK) {
+			return nil, ErrLocked
+		}
+		return nil, fmt.Errorf("lock %s: %w", path, err)
+	}
+	return func() { f.Close() }, nil // closing the file releases the lock
 }

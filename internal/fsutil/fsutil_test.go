@@ -1,6 +1,7 @@
 package fsutil
 
 import (
+	"errors"
 	"os"
 	"path/filepath"
 	"testing"
@@ -49,4 +50,21 @@ func TestCopyTreeSkipsGitAndLinks(t *testing.T) {
 			t.Errorf("%s was copied", p)
 		}
 	}
+}
+
+func TestLockIsExclusive(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "sub", "lock")
+	unlock, err := Lock(path, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Lock(path, false); !errors.Is(err, ErrLocked) {
+		t.Fatalf("second lock while held: %v, want ErrLocked", err)
+	}
+	unlock()
+	again, err := Lock(path, false)
+	if err != nil {
+		t.Fatalf("lock after unlock: %v", err)
+	}
+	again()
 }

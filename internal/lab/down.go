@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"net"
 	"os"
 	"sort"
 	"strconv"
@@ -61,12 +60,12 @@ func RemoveUserContext(name string) error {
 
 func portsAnswer(ctx context.Context, ports map[string]int) bool {
 	for _, p := range ports {
-		d := net.Dialer{Timeout: time.Second}
-		c, err := d.DialContext(ctx, "tcp", "127.0.0.1:"+strconv.Itoa(p))
+		pctx, cancel := context.WithTimeout(ctx, time.Second)
+		err := tcpReady(p)(pctx)
+		cancel()
 		if err != nil {
 			return false
 		}
-		c.Close()
 	}
 	return true
 }

@@ -10,7 +10,6 @@ import (
 	"regexp"
 	"sort"
 	"sync"
-	"syscall"
 	"time"
 
 	"github.com/tug-gitops/tug/internal/fsutil"
@@ -165,13 +164,9 @@ func writeStatus(dir string, s *Status) error {
 
 // lockState takes the state folder's lock without waiting.
 func lockState(dir string) (func(), error) {
-	f, err := os.OpenFile(filepath.Join(dir, "lock"), os.O_CREATE|os.O_RDWR, 0o600)
-	if err != nil {
-		return nil, err
-	}
-	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
-		f.Close()
+	unlock, err := fsutil.Lock(filepath.Join(dir, "lock"), false)
+	if errors.Is(err, fsutil.ErrLocked) {
 		return nil, fmt.Errorf("another tug lab supervisor is using %s: see 'tug lab status', or stop it with 'tug lab down'", dir)
 	}
-	return func() { f.Close() }, nil
+	return unlock, err
 }

@@ -24,8 +24,9 @@ import (
 	"runtime"
 	"strings"
 	"sync"
-	"syscall"
 	"time"
+
+	"github.com/tug-gitops/tug/internal/fsutil"
 )
 
 // Tool names one program the lab runs.
@@ -143,7 +144,7 @@ func (b *Builder) Ensure(ctx context.Context, t Tool) (string, error) {
 	defer b.mu.Unlock()
 	// Other processes (parallel test binaries, a second tug) may be building
 	// the same binary: take a file lock, then look again.
-	unlock, err := lockFile(path + ".lock")
+	unlock, err := fsutil.Lock(path+".lock", true)
 	if err != nil {
 		return "", err
 	}
@@ -169,21 +170,6 @@ func (b *Builder) EnsureAll(ctx context.Context, ts ...Tool) (map[Tool]string, e
 		paths[t] = p
 	}
 	return paths, nil
-}
-
-func lockFile(name string) (func(), error) {
-	if err := os.MkdirAll(filepath.Dir(name), 0o755); err != nil {
-		return nil, err
-	}
-	f, err := os.OpenFile(name, os.O_CREATE|os.O_RDWR, 0o644)
-	if err != nil {
-		return nil, err
-	}
-	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX); err != nil {
-		f.Close()
-		return nil, fmt.Errorf("lock %s: %w", name, err)
-	}
-	return func() { syscall.Flock(int(f.Fd()), syscall.LOCK_UN); f.Close() }, nil
 }
 
 func (b *Builder) build(ctx context.Context, t Tool, path string) error {
