@@ -180,6 +180,30 @@ func TestPortsAreRememberedWhileFree(t *testing.T) {
 	}
 }
 
+func TestPortsAreNeverGivenTwice(t *testing.T) {
+	// The kernel offers 4000 twice, as it can when the first holder has not
+	// bound it yet.
+	offers := []int{4000, 4000, 4001}
+	p := &ports{m: map[string]int{}, pick: func() (int, error) {
+		port := offers[0]
+		offers = offers[1:]
+		return port, nil
+	}}
+	a, _ := p.get("controller-manager")
+	b, err := p.get("argocd-repo-server/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a != 4000 || b != 4001 {
+		t.Fatalf("ports %d and %d, want 4000 and 4001", a, b)
+	}
+	// A remembered port now listed under another key is not reused either.
+	q := &ports{m: map[string]int{"a": 4002, "b": 4002}, pick: func() (int, error) { return 4003, nil }}
+	if got, _ := q.get("b"); got != 4003 {
+		t.Fatalf("duplicate remembered port kept: %d", got)
+	}
+}
+
 func TestEmbeddedRedisExpiresKeys(t *testing.T) {
 	t.Setenv("TUG_LAB_EMBEDDED_REDIS", "1")
 	l := &Lab{dir: t.TempDir(), opts: Options{Log: slog.Default()}}

@@ -46,6 +46,9 @@ func StateDir(root, name string) (string, error) {
 type ports struct {
 	mu sync.Mutex
 	m  map[string]int
+	// pick returns a port nothing listens on (the kernel's choice); a
+	// field so tests can make it repeat itself.
+	pick func() (int, error)
 }
 
 func loadPorts(path string) (*ports, error) {
@@ -64,21 +67,49 @@ func loadPorts(path string) (*ports, error) {
 }
 
 // get returns the remembered port for key when it is still free, or a new
-// free one. Components start concurrently, hence the lock.
+// free one. Components start concurrently, hence the lock. A port given to
+// another key is never handed out again even while nothing listens on it
+// yet: the kernel may well offer it twice (kube-controller-manager once
+// lost its port to the repo-server's metrics that way).
 func (p *ports) get(key string) (int, error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if port, ok := p.m[key]; ok && portFree(port) {
+	if port, ok := p.m[key]; ok && !p.takenByOther(key, port) && portFree(port) {
 		return port, nil
 	}
+	pick := p.pick
+	if pick == nil {
+		pick = kernelPort
+	}
+	for range 100 {
+		port, err := pick()
+		if err != nil {
+			return 0, err
+		}
+		if !p.takenByOther(key, port) {
+			p.m[key] = port
+			return port, nil
+		}
+	}
+	return 0, fmt.Errorf("no free loopback port for %s after 100 tries", key)
+}
+
+func (p *ports) takenByOther(key string, port int) bool {
+	for k, v := range p.m {
+		if k != key && v == port {
+			return true
+		}
+	}
+	return false
+}
+
+func kernelPort() (int, error) {
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return 0, err
 	}
-	port := l.Addr().(*net.TCPAddr).Port
-	l.Close()
-	p.m[key] = port
-	return port, nil
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port, nil
 }
 
 // lookup returns the port already given to key (0 if none).
