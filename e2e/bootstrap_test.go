@@ -8,12 +8,16 @@ import (
 	"testing"
 	"time"
 
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 
 	"github.com/tug-gitops/tug/internal/appstatus"
 	"github.com/tug-gitops/tug/internal/bootstrap"
 	"github.com/tug-gitops/tug/internal/kube"
 )
+
+var appProjectsGVR = schema.GroupVersionResource{Group: "argoproj.io", Version: "v1alpha1", Resource: "appprojects"}
 
 // productApps are the four Applications under root (infra/gitops/apps).
 var productApps = []string{"frontend-dev", "frontend-prod", "backend-dev", "backend-prod"}
@@ -59,6 +63,42 @@ func TestBootstrapAppsSyncedHealthyAtHead(t *testing.T) {
 	}
 }
 
+// Bootstrap creates the shop project before root, already marked as root's,
+// so root's first sync (ApplyOutOfSyncOnly) finds it Synced and has nothing
+// in wave -1 to apply and then wait 2 s after: Argo CD never wrote to it.
+func TestBootstrapSeededProjectIsRootsAndSynced(t *testing.T) {
+	ctx := context.Background()
+	dyn := dynamicClient(t)
+	proj, err := dyn.Resource(appProjectsGVR).Namespace(bootstrap.Namespace).Get(ctx, "shop", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if id := proj.GetAnnotations()[bootstrap.TrackingAnnotation]; id != "root:argoproj.io/AppProject:argocd/shop" {
+		t.Errorf("tracking id %q", id)
+	}
+	for _, mf := range proj.GetManagedFields() {
+		if mf.Manager != kube.DefaultFieldManager {
+			t.Errorf("%s wrote AppProject/shop (%s at %v): root's first sync applied it, so it waited out a sync wave", mf.Manager, mf.Operation, mf.Time)
+		}
+	}
+	root, err := application(ctx, t, "root")
+	if err != nil {
+		t.Fatal(err)
+	}
+	found := false
+	for _, r := range root.Status.Resources {
+		if r.Kind == "AppProject" && r.Name == "shop" {
+			found = true
+			if r.Status != "Synced" {
+				t.Errorf("root sees AppProject/shop as %s", r.Status)
+			}
+		}
+	}
+	if !found {
+		t.Errorf("AppProject/shop is not among root's resources: %s", mustJSON(root.Status.Resources))
+	}
+}
+
 // Running `tug bootstrap` again on a bootstrapped cluster changes nothing.
 // The lab runs Argo CD's workloads as processes, so the re-run skips them
 // (--skip-workloads) and points root at the forge (--repo-url), exactly
@@ -83,8 +123,8 @@ func TestBootstrapTwiceChangesNothing(t *testing.T) {
 	if len(changed) > 0 {
 		t.Errorf("the second tug bootstrap changed:\n  %s", strings.Join(changed, "\n  "))
 	}
-	if len(rep.Install) < 20 || len(rep.Root) != 2 {
-		t.Errorf("report covers %d install and %d root objects; expected the whole install and root.yaml's 2", len(rep.Install), len(rep.Root))
+	if len(rep.Install) < 20 || len(rep.Root) != 3 {
+		t.Errorf("report covers %d install and %d root objects; expected the whole install, root.yaml's 2 and the seeded shop project", len(rep.Install), len(rep.Root))
 	}
 	// The credentials in place still work: the operator logs in.
 	if _, err := argoLogin(t, "operator", operatorPassword(t)); err != nil {

@@ -105,6 +105,11 @@ func Run(ctx context.Context, opts Options) (*Report, error) {
 	if err != nil {
 		return nil, err
 	}
+	seeds, err := SeedProjects(opts.RepoRoot, opts.RepoURL, root, install)
+	if err != nil {
+		return nil, err
+	}
+	root = append(seeds, root...)
 	c, err := kube.NewClient(opts.RESTConfig)
 	if err != nil {
 		return nil, err
