@@ -37,16 +37,20 @@ func (s *Server) ensureAdmin(ctx context.Context) error {
 		return fmt.Errorf("giteaserver: %w\nlog tail:\n%s", err, s.LogTail())
 	}
 	user := s.opts.AdminUser
-	_, err = s.gitea(ctx, "admin", "user", "create",
+	// One process creates the user and its token (each gitea CLI run costs
+	// a few hundred milliseconds of start-up).
+	out, err := s.gitea(ctx, "admin", "user", "create",
 		"--username", user, "--email", user+"@noreply.localhost",
-		"--password", randomString(32), "--admin", "--must-change-password=false")
+		"--password", randomString(32), "--admin", "--must-change-password=false",
+		"--access-token", "--access-token-name", tokenName(), "--access-token-scopes", TokenScopes)
 	if err != nil && !strings.Contains(err.Error(), "already exists") {
 		return fmt.Errorf("giteaserver: %w", err)
 	}
-	// Seen once in a while on a loaded machine: the command succeeds but
-	// prints no token. Ask again (a new name each time) before giving up.
-	var token string
-	for attempt := 1; ; attempt++ {
+	token, _ := tokenIn(out)
+	// The user may exist from a start that died before saving the token, and
+	// on a loaded machine gitea has been seen to print no token: ask for one
+	// (a new name each time) before giving up.
+	for attempt := 1; token == ""; attempt++ {
 		if token, err = s.generateToken(ctx, user); err == nil || attempt == 3 {
 			break
 		}
@@ -78,29 +82,39 @@ func isToken(s string) bool {
 
 // generateToken makes an access token for user with the gitea CLI.
 func (s *Server) generateToken(ctx context.Context, user string) (string, error) {
-	// A token name must be unique per user; a previous start may have died
-	// after creating one but before saving it.
-	name := "tug-" + time.Now().UTC().Format("20060102T150405.000000")
 	out, err := s.gitea(ctx, "admin", "user", "generate-access-token",
-		"--username", user, "--token-name", name, "--scopes", TokenScopes, "--raw")
+		"--username", user, "--token-name", tokenName(), "--scopes", TokenScopes, "--raw")
 	if err != nil {
 		return "", fmt.Errorf("giteaserver: %w", err)
 	}
-	// Gitea's own log lines (a warning when run as root, among others) share
-	// stdout with the token: take the line shaped like one.
-	token := ""
-	var other []string
-	for _, line := range strings.Split(string(out), "\n") {
-		line = strings.TrimSpace(line)
-		if isToken(line) {
-			token = line
-		} else if line != "" {
-			other = append(other, line)
-		}
-	}
+	token, other := tokenIn(out)
 	if token == "" {
-		// No line is token-shaped, so what was printed holds no secret.
+		// Nothing printed is token-shaped, so what was printed holds no secret.
 		return "", fmt.Errorf("giteaserver: gitea admin user generate-access-token --raw printed no token; it printed:\n%s", strings.Join(other, "\n"))
 	}
 	return token, nil
+}
+
+// tokenName is unique per call: a name must be unique per user, and a
+// previous start may have died after creating a token but before saving it.
+func tokenName() string { return "tug-" + time.Now().UTC().Format("20060102T150405.000000") }
+
+// tokenIn finds the access token in what a gitea CLI command printed: its
+// own log lines (a warning when run as root, among others) share stdout
+// with it, and `admin user create` prints it at the end of a sentence. The
+// other lines are returned for error messages.
+func tokenIn(out []byte) (token string, other []string) {
+	for _, line := range strings.Split(string(out), "\n") {
+		line = strings.TrimSpace(line)
+		found := false
+		for _, word := range strings.Fields(line) {
+			if isToken(word) {
+				token, found = word, true
+			}
+		}
+		if !found && line != "" {
+			other = append(other, line)
+		}
+	}
+	return token, other
 }

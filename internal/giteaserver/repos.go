@@ -1,11 +1,15 @@
 package giteaserver
 
 import (
+	"bytes"
 	"context"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"net/http"
 	"os"
+	"os/exec"
+	"strings"
 	"time"
 
 	"code.gitea.io/sdk/gitea"
@@ -137,6 +141,26 @@ func (s *Server) Push(ctx context.Context, dir, owner, name string, refspecs ...
 // waitNotEmpty waits until Gitea has processed a push into an empty
 // repository: it does so in a queue after the push returns, and until then
 // the repository counts as empty (its pull request API answers 404).
+// PushCommit pushes commit, from the git repository at gitDir, to branch
+// of owner/name with the git CLI, which packs a repository far faster than
+// go-git. Never forced: a branch that has moved elsewhere is an error. The
+// token travels in a header set through the environment (GIT_CONFIG_*),
+// never on a command line or in a URL.
+func (s *Server) PushCommit(ctx context.Context, gitDir, commit, owner, name, branch string) error {
+	cmd := exec.CommandContext(ctx, "git", "--git-dir", gitDir, "push", "--quiet",
+		s.RepoURL(owner, name), commit+":refs/heads/"+branch)
+	basic := base64.StdEncoding.EncodeToString([]byte(s.opts.AdminUser + ":" + s.token))
+	cmd.Env = append(os.Environ(),
+		"GIT_CONFIG_GLOBAL=/dev/null", "GIT_CONFIG_NOSYSTEM=1", "GIT_TERMINAL_PROMPT=0",
+		"GIT_CONFIG_COUNT=1", "GIT_CONFIG_KEY_0=http.extraHeader", "GIT_CONFIG_VALUE_0=Authorization: Basic "+basic)
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	if err := cmd.Run(); err != nil {
+		return fmt.Errorf("giteaserver: push %s to %s/%s: %v: %s", commit, owner, name, err, strings.TrimSpace(stderr.String()))
+	}
+	return s.waitNotEmpty(ctx, owner, name)
+}
+
 func (s *Server) waitNotEmpty(ctx context.Context, owner, name string) error {
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()

@@ -1,15 +1,10 @@
 package lab
 
 import (
-	"archive/tar"
-	"bytes"
 	"context"
-	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"time"
@@ -95,35 +90,22 @@ func (l *Lab) pushSnapshot(ctx context.Context) error {
 	if cfg.RepoURL == "" {
 		return fmt.Errorf("%s has no repoURL: the lab needs it to retarget its copy", filepath.Join(l.opts.RepoRoot, "tug.yaml"))
 	}
-	work, err := os.MkdirTemp("", "tug-lab-snapshot-*")
+	began := time.Now()
+	scratch, err := os.MkdirTemp("", "tug-lab-snapshot-*")
 	if err != nil {
 		return err
 	}
-	defer os.RemoveAll(work)
-	head, err := exportHEAD(ctx, l.opts.RepoRoot, work)
+	defer os.RemoveAll(scratch)
+	snap, err := makeSnapshot(ctx, l.opts.RepoRoot, scratch, cfg.RepoURL, l.ForgeRepoURL())
 	if err != nil {
 		return err
 	}
-	n, err := retargetTree(work, cfg.RepoURL, l.ForgeRepoURL())
-	if err != nil {
-		return err
-	}
-	msg := fmt.Sprintf("Snapshot of %s at %s for the lab\n\nRepository URL %s replaced by the lab forge's %s in %d files.", filepath.Base(l.opts.RepoRoot), head, cfg.RepoURL, l.ForgeRepoURL(), n)
-	// The git CLI commits a tree this size in milliseconds (go-git's
-	// worktree add takes seconds); the push goes through the forge package.
-	for _, args := range [][]string{{"init", "-q", "-b", "main"}, {"add", "-A"}, {"commit", "-q", "-m", msg}} {
-		cmd := exec.CommandContext(ctx, "git", args...)
-		cmd.Dir = work
-		cmd.Env = append(os.Environ(), "GIT_AUTHOR_NAME=tug lab", "GIT_AUTHOR_EMAIL=lab@tug.invalid", "GIT_COMMITTER_NAME=tug lab", "GIT_COMMITTER_EMAIL=lab@tug.invalid", "GIT_CONFIG_GLOBAL=/dev/null")
-		if out, err := cmd.CombinedOutput(); err != nil {
-			return fmt.Errorf("git %s in the snapshot: %v\n%s", args[0], err, out)
-		}
-	}
+	l.opts.Log.Debug("snapshot made", "commit", snap.commit, "retargeted", snap.retargeted, "took", time.Since(began))
 	// A Gitea that has just created the repository can answer the first
 	// push with a 500 on a busy machine: retry a few times, never forcing.
 	err = poll(ctx, 30*time.Second, func() error {
-		err := l.forge.Push(ctx, work, ForgeOwner, ForgeRepo, "refs/heads/main:refs/heads/main")
-		if err != nil && !strings.Contains(err.Error(), "status code: 5") {
+		err := l.forge.PushCommit(ctx, snap.gitDir, snap.commit, ForgeOwner, ForgeRepo, "main")
+		if err != nil && !strings.Contains(err.Error(), "HTTP 5") && !strings.Contains(err.Error(), "status code: 5") {
 			return permanentError{err}
 		}
 		return err
@@ -131,86 +113,7 @@ func (l *Lab) pushSnapshot(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	l.opts.Log.Info("pushed repository snapshot to the forge", "repo", l.ForgeRepoURL(), "from", head)
+	head := snap.head[:12]
+	l.opts.Log.Info("pushed repository snapshot to the forge", "repo", l.ForgeRepoURL(), "from", head, "took", time.Since(began).Round(time.Millisecond))
 	return nil
-}
-
-// exportHEAD writes the tree of HEAD into dir with `git archive` and
-// returns HEAD's abbreviated hash.
-func exportHEAD(ctx context.Context, repo, dir string) (string, error) {
-	out, err := exec.CommandContext(ctx, "git", "-C", repo, "rev-parse", "--short=12", "HEAD").Output()
-	if err != nil {
-		return "", fmt.Errorf("%s is not a git repository with a commit (the lab deploys what is committed): %w", repo, err)
-	}
-	head := strings.TrimSpace(string(out))
-	var buf bytes.Buffer
-	cmd := exec.CommandContext(ctx, "git", "-C", repo, "archive", "--format=tar", "HEAD")
-	cmd.Stdout = &buf
-	if err := cmd.Run(); err != nil {
-		return "", fmt.Errorf("git archive HEAD in %s: %w", repo, err)
-	}
-	tr := tar.NewReader(&buf)
-	for {
-		h, err := tr.Next()
-		if errors.Is(err, io.EOF) {
-			return head, nil
-		}
-		if err != nil {
-			return "", err
-		}
-		target := filepath.Join(dir, filepath.FromSlash(h.Name))
-		if !strings.HasPrefix(target, filepath.Clean(dir)+string(os.PathSeparator)) {
-			continue
-		}
-		switch h.Typeflag {
-		case tar.TypeDir:
-			if err := os.MkdirAll(target, 0o755); err != nil {
-				return "", err
-			}
-		case tar.TypeReg:
-			if err := os.MkdirAll(filepath.Dir(target), 0o755); err != nil {
-				return "", err
-			}
-			data, err := io.ReadAll(tr)
-			if err != nil {
-				return "", err
-			}
-			if err := os.WriteFile(target, data, os.FileMode(h.Mode)&0o755|0o600); err != nil {
-				return "", err
-			}
-		}
-	}
-}
-
-// retargetTree replaces the exact repository URL in tug.yaml and the YAML
-// files under infra/gitops, and returns how many files changed.
-func retargetTree(dir, from, to string) (int, error) {
-	n := 0
-	files := []string{filepath.Join(dir, "tug.yaml")}
-	err := filepath.WalkDir(filepath.Join(dir, "infra", "gitops"), func(p string, d os.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		if !d.IsDir() && (strings.HasSuffix(p, ".yaml") || strings.HasSuffix(p, ".yml")) {
-			files = append(files, p)
-		}
-		return nil
-	})
-	if err != nil {
-		return 0, err
-	}
-	for _, f := range files {
-		data, err := os.ReadFile(f)
-		if err != nil {
-			return 0, err
-		}
-		if !bytes.Contains(data, []byte(from)) {
-			continue
-		}
-		if err := os.WriteFile(f, bytes.ReplaceAll(data, []byte(from), []byte(to)), 0o644); err != nil {
-			return 0, err
-		}
-		n++
-	}
-	return n, nil
 }

@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -126,27 +127,67 @@ func TestInfraArgoCDHasTheWorkloadsTheLabRuns(t *testing.T) {
 	}
 }
 
-func TestRetargetTreeReplacesOnlyTheRepoURL(t *testing.T) {
-	dir := t.TempDir()
+// The snapshot holds what is committed (not the work tree's edits), with the
+// repository URL replaced only in tug.yaml and infra/gitops YAML, file modes
+// kept, and nothing written to the working repository.
+func TestSnapshotRetargetsOnlyTheRepoURLOfCommittedFiles(t *testing.T) {
+	repo := t.TempDir()
 	from, to := "https://github.com/tug-gitops/tug.git", "http://127.0.0.1:3000/tug-gitops/tug.git"
-	write := func(rel, data string) {
-		os.MkdirAll(filepath.Dir(filepath.Join(dir, rel)), 0o755)
-		os.WriteFile(filepath.Join(dir, rel), []byte(data), 0o644)
+	write := func(rel, data string, mode os.FileMode) {
+		t.Helper()
+		if err := os.MkdirAll(filepath.Dir(filepath.Join(repo, rel)), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(repo, rel), []byte(data), mode); err != nil {
+			t.Fatal(err)
+		}
 	}
-	write("tug.yaml", "repoURL: "+from+"\n")
-	write("infra/gitops/apps/a.yaml", "# keep me\nspec:\n  source:\n    repoURL: "+from+" # comment\n")
-	write("charts/x/values.yaml", "url: "+from+"\n")
-	n, err := retargetTree(dir, from, to)
-	if err != nil || n != 2 {
-		t.Fatalf("retargetTree = %d, %v; want 2 files", n, err)
+	git := func(dir string, args ...string) string {
+		t.Helper()
+		cmd := exec.Command("git", append([]string{"-C", dir}, args...)...)
+		cmd.Env = append(os.Environ(), "GIT_CONFIG_GLOBAL=/dev/null", "GIT_AUTHOR_NAME=t", "GIT_AUTHOR_EMAIL=t@t", "GIT_COMMITTER_NAME=t", "GIT_COMMITTER_EMAIL=t@t")
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			t.Fatalf("git %v: %v\n%s", args, err, out)
+		}
+		return strings.TrimSpace(string(out))
 	}
-	a, _ := os.ReadFile(filepath.Join(dir, "infra/gitops/apps/a.yaml"))
-	if string(a) != "# keep me\nspec:\n  source:\n    repoURL: "+to+" # comment\n" {
-		t.Fatalf("a.yaml = %q", a)
+	git(repo, "init", "-q", "-b", "main")
+	write("tug.yaml", "repoURL: "+from+"\n", 0o644)
+	write("infra/gitops/apps/a.yaml", "# keep me\nspec:\n  source:\n    repoURL: "+from+" # comment\n", 0o644)
+	write("infra/gitops/hook.yaml", "url: "+from+"\n", 0o755)
+	write("infra/gitops/notes.txt", from+"\n", 0o644)
+	write("charts/x/values.yaml", "url: "+from+"\n", 0o644)
+	git(repo, "add", "-A")
+	git(repo, "commit", "-q", "-m", "init")
+	write("infra/gitops/apps/a.yaml", "uncommitted\n", 0o644)
+	before := git(repo, "count-objects")
+
+	scratch := filepath.Join(t.TempDir(), "snap")
+	snap, err := makeSnapshot(context.Background(), repo, scratch, from, to)
+	if err != nil {
+		t.Fatal(err)
 	}
-	v, _ := os.ReadFile(filepath.Join(dir, "charts/x/values.yaml"))
-	if !strings.Contains(string(v), from) {
-		t.Fatal("files outside tug.yaml and infra/gitops must not change")
+	if got := strings.Join(snap.retargeted, ","); got != "infra/gitops/apps/a.yaml,infra/gitops/hook.yaml,tug.yaml" {
+		t.Errorf("retargeted %s", got)
+	}
+	show := func(p string) string { return git(scratch, "--git-dir", scratch, "show", snap.commit+":"+p) + "\n" }
+	if a := show("infra/gitops/apps/a.yaml"); a != "# keep me\nspec:\n  source:\n    repoURL: "+to+" # comment\n" {
+		t.Errorf("a.yaml = %q", a)
+	}
+	for _, p := range []string{"charts/x/values.yaml", "infra/gitops/notes.txt"} {
+		if !strings.Contains(show(p), from) {
+			t.Errorf("%s changed: only tug.yaml and infra/gitops YAML may", p)
+		}
+	}
+	if mode := git(scratch, "--git-dir", scratch, "ls-tree", snap.commit, "infra/gitops/hook.yaml"); !strings.HasPrefix(mode, "100755") {
+		t.Errorf("hook.yaml lost its mode: %s", mode)
+	}
+	if after := git(repo, "count-objects"); after != before {
+		t.Errorf("the working repository was written to: %s, then %s", before, after)
+	}
+	if _, err := makeSnapshot(context.Background(), t.TempDir(), filepath.Join(t.TempDir(), "s"), from, to); err == nil || !strings.Contains(err.Error(), "not a git repository with a commit") {
+		t.Errorf("no repository: err = %v", err)
 	}
 }
 
