@@ -112,6 +112,35 @@ func TestApplicationsSyncPolicy(t *testing.T) {
 	}
 }
 
+// Apps that create the same namespace race to create it. With client-side
+// apply (get, then create) the loser's first sync fails with "already
+// exists" and waits out a retry; seen in the lab's controller log. A
+// server-side apply patch creates or updates and cannot lose.
+func TestAppsSharingANamespaceCreateItServerSide(t *testing.T) {
+	objs := loadGitops(t, gitopsDir)
+	creators := map[string][]*v1alpha1.Application{}
+	for _, app := range objs.apps {
+		if sp := app.Spec.SyncPolicy; sp != nil && sp.SyncOptions.HasOption(createNamespace) {
+			creators[app.Spec.Destination.Namespace] = append(creators[app.Spec.Destination.Namespace], app)
+		}
+	}
+	shared := 0
+	for ns, apps := range creators {
+		if len(apps) < 2 {
+			continue
+		}
+		shared++
+		for _, app := range apps {
+			if !app.Spec.SyncPolicy.SyncOptions.HasOption("ServerSideApply=true") {
+				t.Errorf("%s: %s shares namespace %s with %d other apps that create it, but lacks ServerSideApply=true", objs.where[app], app.Name, ns, len(apps)-1)
+			}
+		}
+	}
+	if shared == 0 {
+		t.Error("no two apps share a namespace: this test checks nothing (each environment has a frontend and a backend)")
+	}
+}
+
 func TestApplicationSourcesExistInThisRepo(t *testing.T) {
 	cfg := loadConfig(t)
 	objs := loadGitops(t, gitopsDir)
