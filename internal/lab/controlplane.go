@@ -187,12 +187,31 @@ func (l *Lab) baseEnv() []string {
 	)
 }
 
+// apiReady is the API server's readiness less its last two start-up steps,
+// which only (re)create the default RBAC roles and priority classes: the
+// lab's admin (system:masters) needs neither, so bootstrap starts about a
+// second sooner. waitAPIFullyReady waits for them too.
 func (l *Lab) apiReady(ctx context.Context) error {
+	return l.readyz(ctx, "poststarthook/rbac/bootstrap-roles", "poststarthook/scheduling/bootstrap-system-priority-classes")
+}
+
+// waitAPIFullyReady waits for every readiness check of the API server,
+// which components acting under their own identities need.
+func (l *Lab) waitAPIFullyReady(ctx context.Context) error {
+	return poll(ctx, 60*time.Second, func() error { return l.readyz(ctx) })
+}
+
+// readyz asks /readyz, leaving out the named checks.
+func (l *Lab) readyz(ctx context.Context, exclude ...string) error {
 	cs, err := l.clientset()
 	if err != nil {
 		return err
 	}
-	body, err := cs.Discovery().RESTClient().Get().AbsPath("/readyz").DoRaw(ctx)
+	req := cs.Discovery().RESTClient().Get().AbsPath("/readyz")
+	for _, check := range exclude {
+		req = req.Param("exclude", check)
+	}
+	body, err := req.DoRaw(ctx)
 	if err != nil {
 		return fmt.Errorf("readyz: %v %s", err, body)
 	}

@@ -169,13 +169,23 @@ func (l *Lab) up(ctx context.Context) error {
 	if err := l.writeAdminKubeconfigs(); err != nil {
 		return err
 	}
-	for _, c := range cp[2:] {
-		if err := l.startOnly(c); err != nil {
-			return err
-		}
-	}
+	// The controller manager, scheduler and kwok act under identities whose
+	// RBAC the API server creates in its last start-up step; they start once
+	// it is done, while bootstrap (as system:masters) already goes ahead.
 	nodeDone := make(chan error, 1)
-	l.goBackground(func() { nodeDone <- l.ensureNode(ctx) })
+	l.goBackground(func() {
+		if err := l.waitAPIFullyReady(ctx); err != nil {
+			nodeDone <- err
+			return
+		}
+		for _, c := range cp[2:] {
+			if err := l.startOnly(c); err != nil {
+				nodeDone <- err
+				return
+			}
+		}
+		nodeDone <- l.ensureNode(ctx)
+	})
 	if err := <-forgeDone; err != nil {
 		return fmt.Errorf("forge: %w", err)
 	}
@@ -214,22 +224,30 @@ func (l *Lab) goBackground(f func()) {
 
 // run starts c and waits until it is ready.
 func (l *Lab) run(ctx context.Context, c component) error {
-	if err := l.startOnly(c); err != nil {
+	p, err := l.startProcess(c)
+	if err != nil {
 		return err
 	}
-	return l.procs[len(l.procs)-1].waitReady(ctx, 60*time.Second)
+	return p.waitReady(ctx, 60*time.Second)
 }
 
 func (l *Lab) startOnly(c component) error {
+	_, err := l.startProcess(c)
+	return err
+}
+
+// startProcess starts c and adds it to the supervised processes; several
+// goroutines start components at once.
+func (l *Lab) startProcess(c component) (*process, error) {
 	p := newProcess(c, filepath.Join(l.dir, "logs"), l.opts.Log)
 	if err := p.start(); err != nil {
-		return err
+		return nil, err
 	}
 	l.mu.Lock()
 	l.procs = append(l.procs, p)
 	l.mu.Unlock()
 	l.writeStatus()
-	return nil
+	return p, nil
 }
 
 // Kubeconfig is the administrator's kubeconfig for this lab.
