@@ -287,9 +287,9 @@ func (r *Repo) parseDocuments(rel string, data []byte) {
 			return
 		}
 		if err != nil {
-			line, msg := yamlErrorLine(err)
-			r.addProblem("parse.yaml", Position{File: rel, Line: line}, "fix the YAML syntax; `yq . FILE` shows the same error",
-				"invalid YAML: %s", msg)
+			se := locateYAMLError(data, err)
+			r.addProblem("parse.yaml", Position{File: rel, Line: se.Line, Column: se.Column}, "fix the YAML syntax; `yq . FILE` shows the same error",
+				"invalid YAML: %s", se.Message)
 			return // the decoder cannot resume after a syntax error
 		}
 		r.parseDocument(rel, &doc)

@@ -59,7 +59,7 @@ func (f Finding) String() string {
 var Rules = []Rule{
 	{"config.invalid", Error, "tug.yaml cannot be read", "tug.yaml has a syntax error, an unknown key or a cluster without a server. Validation continues with the defaults."},
 	{"parse.file", Error, "a YAML file cannot be read", "The file is binary, larger than 4 MiB, a symlink loop or unreadable. tug never follows symlinked directories."},
-	{"parse.yaml", Error, "invalid YAML", "YAML syntax errors, duplicate keys, non-string keys, or documents that expand past 1,000,000 nodes through aliases (YAML bombs)."},
+	{"parse.yaml", Error, "invalid YAML", "YAML syntax errors (at the line and column where parsing failed, or where an unclosed quote, bracket or brace begins), duplicate keys, non-string keys, or documents that expand past 1,000,000 nodes through aliases (YAML bombs)."},
 	{"parse.schema", Error, "an Argo CD object does not match Argo CD's types", "Decoded strictly into Argo CD v3's own Go types: unknown or misspelled fields (selfheal instead of selfHeal), wrong types, missing metadata.name, spec.project, spec.source or repoURL, or an apiVersion other than argoproj.io/v1alpha1."},
 	{"appset.generator-unsupported", Info, "an ApplicationSet generator cannot be expanded offline", "Only list generators are expanded; git, cluster, SCM and other generators need a cluster or network, so their Applications are not validated."},
 	{"appset.render-failed", Error, "an ApplicationSet template does not render", "Argo CD's ApplicationSet template renderer failed for a list element."},
