@@ -117,37 +117,69 @@ func (c *Client) Apply(ctx context.Context, objs []*unstructured.Unstructured, o
 	}
 
 	applyAll(crds, func(crd *unstructured.Unstructured) { apply(crd, 0) })
+	// Discovery can trail Established: in the lab, root.yaml's AppProject
+	// failed with "no matches for kind" right after the install's CRDs were
+	// Established and Application had resolved. Keep retrying missing
+	// kinds in this and the next applies on this client for a while.
 	settle := time.Duration(0)
+	if !c.crdsEstablished.IsZero() && time.Since(c.crdsEstablished) < 2*time.Minute {
+		settle = discoveryLag
+	}
+	// Objects of the kinds being established wait for them; the others go
+	// while the API server establishes the CRDs (about a second for Argo
+	// CD's), not after.
+	waiting, independent := splitKinds(rest, CRDKinds(crds))
+	independentDone := make(chan struct{})
+	go func() {
+		defer close(independentDone)
+		c.applyByRank(ctx, independent, func(obj *unstructured.Unstructured) { apply(obj, settle) }, &mu, &errs)
+	}()
 	if len(crds) > 0 && !opts.DryRun {
 		names := make([]string, 0, len(crds))
 		for _, crd := range crds {
 			names = append(names, crd.GetName())
 		}
 		if err := c.WaitCRDsEstablished(ctx, names, opts.CRDTimeout); err != nil {
+			<-independentDone
+			mu.Lock()
+			defer mu.Unlock()
 			return results, errors.Join(append(errs, err)...)
 		}
 		c.ResetMapper()
 		c.crdsEstablished = time.Now()
-	}
-	// Discovery can trail Established: in the lab, root.yaml's AppProject
-	// failed with "no matches for kind" right after the install's CRDs were
-	// Established and Application had resolved. Keep retrying missing
-	// kinds in this and the next applies on this client for a while.
-	if !c.crdsEstablished.IsZero() && time.Since(c.crdsEstablished) < 2*time.Minute {
 		settle = discoveryLag
 	}
-	// Namespaces first, then the rest; within each rank the objects do not
-	// depend on each other, so they go in parallel (an install is ~60
-	// objects: serially, two round trips each add up to seconds).
-	for _, group := range byRank(rest) {
-		if ctx.Err() != nil {
-			errs = append(errs, ctx.Err())
-			break
-		}
-		applyAll(group, func(obj *unstructured.Unstructured) { apply(obj, settle) })
-	}
+	<-independentDone
+	c.applyByRank(ctx, waiting, func(obj *unstructured.Unstructured) { apply(obj, settle) }, &mu, &errs)
 	sortResults(results, append(append([]*unstructured.Unstructured(nil), crds...), rest...))
 	return results, errors.Join(errs...)
+}
+
+// applyByRank applies Namespaces first, then the rest; within each rank the
+// objects do not depend on each other, so they go in parallel (an install is
+// ~60 objects: serially, two round trips each add up to seconds).
+func (c *Client) applyByRank(ctx context.Context, objs []*unstructured.Unstructured, apply func(*unstructured.Unstructured), mu *sync.Mutex, errs *[]error) {
+	for _, group := range byRank(objs) {
+		if ctx.Err() != nil {
+			mu.Lock()
+			*errs = append(*errs, ctx.Err())
+			mu.Unlock()
+			return
+		}
+		applyAll(group, apply)
+	}
+}
+
+// splitKinds separates the objects whose kind is in kinds.
+func splitKinds(objs []*unstructured.Unstructured, kinds map[schema.GroupKind]bool) (in, out []*unstructured.Unstructured) {
+	for _, o := range objs {
+		if kinds[o.GroupVersionKind().GroupKind()] {
+			in = append(in, o)
+		} else {
+			out = append(out, o)
+		}
+	}
+	return in, out
 }
 
 // applyAll runs f on every object, applyParallelism at a time, and returns

@@ -13,6 +13,7 @@ package lab
 import (
 	"context"
 	"crypto/tls"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -170,8 +171,9 @@ func (l *Lab) up(ctx context.Context) error {
 		return err
 	}
 	// The controller manager, scheduler and kwok act under identities whose
-	// RBAC the API server creates in its last start-up step; they start once
-	// it is done, while bootstrap (as system:masters) already goes ahead.
+	// RBAC the API server (re)creates in its last start-up step; they start
+	// once it is done. On a restart bootstrap goes ahead before (see
+	// apiServesAdmin).
 	nodeDone := make(chan error, 1)
 	l.goBackground(func() {
 		if err := l.waitAPIFullyReady(ctx); err != nil {
@@ -369,6 +371,14 @@ func (l *Lab) Supervise(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-t.C:
+			// A state folder deleted under a running lab (rm -rf instead of
+			// 'tug lab down --delete') leaves nothing to resume and no way
+			// for 'down' to find this supervisor: stop rather than restart
+			// components forever.
+			if _, err := os.Stat(filepath.Join(l.dir, "ports.json")); errors.Is(err, os.ErrNotExist) {
+				l.opts.Log.Error("the lab's state folder is gone; stopping", "dir", l.dir)
+				return
+			}
 			l.writeStatus()
 		}
 	}
