@@ -39,7 +39,9 @@ func fakeClient(objs ...runtime.Object) *Client {
 func TestWaitCRDsEstablishedFollowsTheWatch(t *testing.T) {
 	c := fakeClient(crdObject("a.x.io"), crdObject("b.x.io", map[string]any{"type": "Established", "status": "True"}), crdObject("other.x.io"))
 	done := make(chan error, 1)
-	go func() { done <- c.WaitCRDsEstablished(context.Background(), []string{"a.x.io", "b.x.io"}, 10*time.Second) }()
+	go func() {
+		done <- c.WaitCRDsEstablished(context.Background(), []string{"a.x.io", "b.x.io"}, 10*time.Second)
+	}()
 	select {
 	case err := <-done:
 		t.Fatalf("returned before a.x.io was Established: %v", err)
