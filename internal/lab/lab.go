@@ -196,6 +196,9 @@ func (l *Lab) up(ctx context.Context) error {
 	if early.err != nil {
 		return early.err
 	}
+	// The forge has the repository and the repo-server runs: let it clone
+	// while bootstrap runs (see prewarmRepoServer).
+	l.goBackground(func() { l.prewarmRepoServer(ctx) })
 	if err := l.startArgoCD(ctx, early.early); err != nil {
 		return err
 	}
