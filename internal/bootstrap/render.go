@@ -6,6 +6,9 @@
 package bootstrap
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -172,11 +175,61 @@ func namespaceObject() *unstructured.Unstructured {
 // AdminDisabled reports whether the rendered install's argocd-cm turns the
 // built-in admin account off.
 func AdminDisabled(objs []*unstructured.Unstructured) bool {
+	data, _ := argocdCM(objs)
+	return data["admin.enabled"] == "false"
+}
+
+// argocdCM returns the data of the rendered install's argocd-cm.
+func argocdCM(objs []*unstructured.Unstructured) (data map[string]string, found bool) {
 	for _, o := range objs {
 		if o.GetKind() == "ConfigMap" && o.GetName() == "argocd-cm" {
-			v, _, _ := unstructured.NestedString(o.Object, "data", "admin.enabled")
-			return v == "false"
+			data, _, _ := unstructured.NestedStringMap(o.Object, "data")
+			return data, true
 		}
 	}
-	return false
+	return nil, false
+}
+
+// Objects returns what Run applies, in its two steps: the install (the
+// argocd Namespace and the rendered infra/argocd, less what opts.Exclude
+// drops) and the root objects (the projects SeedProjects seeds, then
+// root.yaml's). An install without the hardening is refused.
+func Objects(opts Options) (install, root []*unstructured.Unstructured, err error) {
+	rendered := opts.Install
+	if rendered == nil {
+		if rendered, err = Render(opts.RepoRoot); err != nil {
+			return nil, nil, err
+		}
+	}
+	if err := CheckHardening(rendered); err != nil {
+		return nil, nil, err
+	}
+	if root, err = RenderRoot(opts.RepoRoot, opts.RepoURL); err != nil {
+		return nil, nil, err
+	}
+	seeds, err := SeedProjects(opts.RepoRoot, opts.RepoURL, root, rendered)
+	if err != nil {
+		return nil, nil, err
+	}
+	install = []*unstructured.Unstructured{namespaceObject()}
+	for _, o := range rendered {
+		if opts.Exclude == nil || !opts.Exclude(o) {
+			install = append(install, o)
+		}
+	}
+	return install, append(seeds, root...), nil
+}
+
+// Digest identifies sets of objects: the SHA-256 of their JSON, in order.
+func Digest(sets ...[]*unstructured.Unstructured) (string, error) {
+	h := sha256.New()
+	enc := json.NewEncoder(h)
+	for _, objs := range sets {
+		for _, o := range objs {
+			if err := enc.Encode(o.Object); err != nil {
+				return "", err
+			}
+		}
+	}
+	return hex.EncodeToString(h.Sum(nil)), nil
 }

@@ -71,6 +71,9 @@ type Report struct {
 	InitialAdminDeleted bool
 	// Credentials lists credential changes (never values).
 	Credentials []string
+	// Digest identifies the objects applied (see Digest), so a caller can
+	// tell later whether a run would apply the same again.
+	Digest string `json:"-"`
 }
 
 // Changed reports whether the run changed (would change) anything.
@@ -91,37 +94,19 @@ func Run(ctx context.Context, opts Options) (*Report, error) {
 	if out == nil {
 		out = io.Discard
 	}
-	install := opts.Install
-	if install == nil {
-		var err error
-		if install, err = Render(opts.RepoRoot); err != nil {
-			return nil, err
-		}
-	}
-	if err := CheckHardening(install); err != nil {
-		return nil, err
-	}
-	root, err := RenderRoot(opts.RepoRoot, opts.RepoURL)
+	objs, root, err := Objects(opts)
 	if err != nil {
 		return nil, err
 	}
-	seeds, err := SeedProjects(opts.RepoRoot, opts.RepoURL, root, install)
-	if err != nil {
-		return nil, err
-	}
-	root = append(seeds, root...)
 	c, err := kube.NewClient(opts.RESTConfig)
 	if err != nil {
 		return nil, err
 	}
 	rep := &Report{DryRun: opts.DryRun}
-
-	objs := []*unstructured.Unstructured{namespaceObject()}
-	for _, o := range install {
-		if opts.Exclude == nil || !opts.Exclude(o) {
-			objs = append(objs, o)
-		}
+	if rep.Digest, err = Digest(objs, root); err != nil {
+		return nil, err
 	}
+
 	fmt.Fprintf(out, "Argo CD install (%s, %d objects):\n", InstallDir, len(objs))
 	rep.Install, err = c.Apply(ctx, objs, kube.ApplyOptions{DryRun: opts.DryRun})
 	printResults(out, rep.Install, opts.DryRun)
@@ -177,16 +162,10 @@ func Run(ctx context.Context, opts Options) (*Report, error) {
 // CheckHardening refuses an install whose argocd-cm would leave the built-in
 // admin on or lacks the operator/deployer accounts the credentials are for.
 func CheckHardening(objs []*unstructured.Unstructured) error {
-	var cm *unstructured.Unstructured
-	for _, o := range objs {
-		if o.GetKind() == "ConfigMap" && o.GetName() == "argocd-cm" {
-			cm = o
-		}
-	}
-	if cm == nil {
+	data, found := argocdCM(objs)
+	if !found {
 		return fmt.Errorf("%s renders no ConfigMap argocd-cm: is it the Argo CD install?", InstallDir)
 	}
-	data, _, _ := unstructured.NestedStringMap(cm.Object, "data")
 	var problems []string
 	if data["admin.enabled"] != "false" {
 		problems = append(problems, `admin.enabled must be "false" (the built-in admin stays off)`)

@@ -81,19 +81,11 @@ func trackingID(app string, obj *unstructured.Unstructured) string {
 // annotationTracking reports whether the install's argocd-cm leaves Argo
 // CD tracking resources by annotation alone, with no installation ID.
 func annotationTracking(install []*unstructured.Unstructured) bool {
-	for _, o := range install {
-		if o.GetKind() != "ConfigMap" || o.GetName() != "argocd-cm" {
-			continue
-		}
-		data, _, _ := unstructured.NestedStringMap(o.Object, "data")
-		if m := data["application.resourceTrackingMethod"]; m != "" && m != "annotation" {
-			return false
-		}
-		if data["installationID"] != "" {
-			return false
-		}
+	data, _ := argocdCM(install)
+	if m := data["application.resourceTrackingMethod"]; m != "" && m != "annotation" {
+		return false
 	}
-	return true
+	return data["installationID"] == ""
 }
 
 // plainDirectory returns the repository path of an Application's single

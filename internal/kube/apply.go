@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"reflect"
 	"sort"
 	"sync"
@@ -86,7 +87,8 @@ func (c *Client) Apply(ctx context.Context, objs []*unstructured.Unstructured, o
 		opts.CRDTimeout = 60 * time.Second
 	}
 	crds, rest := SplitCRDs(Order(objs))
-	pendingKinds := CRDKinds(crds)
+	crdKinds := CRDKinds(crds)
+	pendingKinds := maps.Clone(crdKinds)
 	for gk := range opts.PendingKinds {
 		pendingKinds[gk] = true
 	}
@@ -128,11 +130,18 @@ func (c *Client) Apply(ctx context.Context, objs []*unstructured.Unstructured, o
 	// Objects of the kinds being established wait for them; the others go
 	// while the API server establishes the CRDs (about a second for Argo
 	// CD's), not after.
-	waiting, independent := splitKinds(rest, CRDKinds(crds))
+	fail := func(err error) {
+		mu.Lock()
+		errs = append(errs, err)
+		mu.Unlock()
+	}
+	waiting, independent := splitKinds(rest, crdKinds)
 	independentDone := make(chan struct{})
 	go func() {
 		defer close(independentDone)
-		c.applyByRank(ctx, independent, func(obj *unstructured.Unstructured) { apply(obj, settle) }, &mu, &errs)
+		if err := applyByRank(ctx, independent, func(obj *unstructured.Unstructured) { apply(obj, settle) }); err != nil {
+			fail(err)
+		}
 	}()
 	if len(crds) > 0 && !opts.DryRun {
 		names := make([]string, 0, len(crds))
@@ -141,8 +150,6 @@ func (c *Client) Apply(ctx context.Context, objs []*unstructured.Unstructured, o
 		}
 		if err := c.WaitCRDsEstablished(ctx, names, opts.CRDTimeout); err != nil {
 			<-independentDone
-			mu.Lock()
-			defer mu.Unlock()
 			return results, errors.Join(append(errs, err)...)
 		}
 		c.ResetMapper()
@@ -150,7 +157,9 @@ func (c *Client) Apply(ctx context.Context, objs []*unstructured.Unstructured, o
 		settle = discoveryLag
 	}
 	<-independentDone
-	c.applyByRank(ctx, waiting, func(obj *unstructured.Unstructured) { apply(obj, settle) }, &mu, &errs)
+	if err := applyByRank(ctx, waiting, func(obj *unstructured.Unstructured) { apply(obj, settle) }); err != nil {
+		fail(err)
+	}
 	sortResults(results, append(append([]*unstructured.Unstructured(nil), crds...), rest...))
 	return results, errors.Join(errs...)
 }
@@ -158,16 +167,15 @@ func (c *Client) Apply(ctx context.Context, objs []*unstructured.Unstructured, o
 // applyByRank applies Namespaces first, then the rest; within each rank the
 // objects do not depend on each other, so they go in parallel (an install is
 // ~60 objects: serially, two round trips each add up to seconds).
-func (c *Client) applyByRank(ctx context.Context, objs []*unstructured.Unstructured, apply func(*unstructured.Unstructured), mu *sync.Mutex, errs *[]error) {
+// It stops at the first rank after ctx is done and returns ctx's error.
+func applyByRank(ctx context.Context, objs []*unstructured.Unstructured, apply func(*unstructured.Unstructured)) error {
 	for _, group := range byRank(objs) {
-		if ctx.Err() != nil {
-			mu.Lock()
-			*errs = append(*errs, ctx.Err())
-			mu.Unlock()
-			return
+		if err := ctx.Err(); err != nil {
+			return err
 		}
 		applyAll(group, apply)
 	}
+	return nil
 }
 
 // splitKinds separates the objects whose kind is in kinds.

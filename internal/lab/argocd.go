@@ -3,9 +3,7 @@ package lab
 import (
 	"context"
 	cryptorand "crypto/rand"
-	"crypto/sha256"
 	"encoding/hex"
-	"encoding/json"
 	"fmt"
 	"net/http"
 	"os"
@@ -350,26 +348,24 @@ func (l *Lab) bootstrapArgoCD(ctx context.Context, early *argoEarly, resumed boo
 	if err != nil {
 		return err
 	}
+	began := time.Now()
+	out := &stampedWriter{start: began}
+	opts := bootstrap.Options{
+		RESTConfig: cfg, RepoRoot: l.opts.RepoRoot, RepoURL: l.ForgeRepoURL(),
+		Exclude: bootstrap.IsWorkload, Out: out, Install: early.objs,
+		DeferRootApplication: true, // applied once the controller runs
+	}
 	// On a restart, what was applied last time is usually what would be
 	// applied now; re-applying it (three large CRDs among 53 objects) cost
 	// 2 s of a 5 s restart, on the API server the controller is starting
 	// against. `tug bootstrap` still re-applies unconditionally.
 	digestPath := filepath.Join(l.dir, "argocd-applied.sha256")
-	digest, err := l.configDigest(early)
-	if err != nil {
-		return err
-	}
-	if last, err := os.ReadFile(digestPath); resumed && err == nil && string(last) == digest {
+	if resumed && appliedAlready(opts, digestPath) {
 		l.opts.Log.Info("argo cd configuration unchanged since it was applied; not re-applied")
 		return l.ensureLabSecrets(ctx)
 	}
-	began := time.Now()
-	out := &stampedWriter{start: began}
-	if _, err := bootstrap.Run(ctx, bootstrap.Options{
-		RESTConfig: cfg, RepoRoot: l.opts.RepoRoot, RepoURL: l.ForgeRepoURL(),
-		Exclude: bootstrap.IsWorkload, Out: out, Install: early.objs,
-		DeferRootApplication: true, // applied once the controller runs
-	}); err != nil {
+	rep, err := bootstrap.Run(ctx, opts)
+	if err != nil {
 		return fmt.Errorf("bootstrap Argo CD: %w\n%s", err, out.String())
 	}
 	l.opts.Log.Info("argo cd bootstrapped (install, credentials, root)", "took", time.Since(began).Round(time.Millisecond))
@@ -377,30 +373,22 @@ func (l *Lab) bootstrapArgoCD(ctx context.Context, early *argoEarly, resumed boo
 	if err := l.ensureLabSecrets(ctx); err != nil {
 		return err
 	}
-	return fsutil.WriteFileAtomic(digestPath, []byte(digest), 0o600)
+	return fsutil.WriteFileAtomic(digestPath, []byte(rep.Digest), 0o600)
 }
 
-// configDigest identifies what bootstrap applies: the rendered install, the
-// root objects pointed at the forge, and the projects seeded before them.
-func (l *Lab) configDigest(early *argoEarly) (string, error) {
-	root, err := bootstrap.RenderRoot(l.opts.RepoRoot, l.ForgeRepoURL())
+// appliedAlready reports whether the digest bootstrap left in path after
+// its last run matches what it would apply now.
+func appliedAlready(opts bootstrap.Options, path string) bool {
+	last, err := os.ReadFile(path)
 	if err != nil {
-		return "", err
+		return false
 	}
-	seeds, err := bootstrap.SeedProjects(l.opts.RepoRoot, l.ForgeRepoURL(), root, early.objs)
+	install, root, err := bootstrap.Objects(opts)
 	if err != nil {
-		return "", err
+		return false // Run reports it
 	}
-	h := sha256.New()
-	enc := json.NewEncoder(h)
-	for _, objs := range [][]*unstructured.Unstructured{early.objs, root, seeds} {
-		for _, o := range objs {
-			if err := enc.Encode(o.Object); err != nil {
-				return "", err
-			}
-		}
-	}
-	return hex.EncodeToString(h.Sum(nil)), nil
+	digest, err := bootstrap.Digest(install, root)
+	return err == nil && digest == string(last)
 }
 
 // redisPassword returns the lab's Redis password, made once and kept in

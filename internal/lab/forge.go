@@ -105,7 +105,7 @@ func (l *Lab) pushSnapshot(ctx context.Context) error {
 	// push with a 500 on a busy machine: retry a few times, never forcing.
 	err = poll(ctx, 30*time.Second, func() error {
 		err := l.forge.PushCommit(ctx, snap.gitDir, snap.commit, ForgeOwner, ForgeRepo, "main")
-		if err != nil && !strings.Contains(err.Error(), "HTTP 5") && !strings.Contains(err.Error(), "status code: 5") {
+		if err != nil && !strings.Contains(err.Error(), "HTTP 5") {
 			return permanentError{err}
 		}
 		return err
