@@ -671,10 +671,12 @@ func TestPromoteTenConcurrently(t *testing.T) {
 
 	merges := make([]*forge.PullRequest, len(runs))
 	rev := reviewerForge(t)
+	mergeStart := time.Now()
 	for i, r := range runs {
 		wg.Go(func() { merges[i] = approveAndMergeNoFatal(t, rev, r.res.PR.Number) })
 	}
 	wg.Wait()
+	t.Logf("ten concurrent merges: %s", time.Since(mergeStart).Round(time.Millisecond))
 	for i, m := range merges {
 		if m == nil {
 			t.Fatalf("merging %s's PR failed (see above)", all[i])

@@ -123,6 +123,11 @@ ENABLE_PPROF = false
 DB_TYPE = sqlite3
 PATH = {{DB}}
 SQLITE_JOURNAL_MODE = WAL
+; Wait for a lock instead of failing after Gitea's default 500 ms: ten
+; concurrent merges and the mergeability checks they trigger write at once,
+; and a check that fails on "database is locked" leaves its pull request
+; unmergeable for good (seen in the e2e test of ten concurrent promotions).
+SQLITE_TIMEOUT = 30000
 ; A local SQLite file either opens or never will: fail at once, not after 10 tries.
 DB_RETRIES = 1
 LOG_SQL = false
