@@ -244,3 +244,26 @@ func toolPath(t *testing.T, tool tools.Tool) string {
 	}
 	return bin
 }
+
+// An API server sets up a custom resource's storage on the first request
+// for it and refuses lists with 429 until its watch cache is filled;
+// client-go then waits a second. The lab opens the storage of Argo CD's
+// resources before Argo CD starts (kube.Client.OpenCRDStorage), so no
+// Argo CD component should have been told to come back later.
+func TestArgoCDListsWereNotThrottledAtStart(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	metrics, err := clientset(t).Discovery().RESTClient().Get().AbsPath("/metrics").DoRaw(ctx)
+	if err != nil {
+		t.Fatalf("API server metrics: %v", err)
+	}
+	var refused []string
+	for _, line := range strings.Split(string(metrics), "\n") {
+		if strings.HasPrefix(line, "apiserver_request_total{") && strings.Contains(line, `code="429"`) && strings.Contains(line, `group="argoproj.io"`) {
+			refused = append(refused, line)
+		}
+	}
+	if len(refused) > 0 {
+		t.Fatalf("requests for Argo CD resources refused with 429 (storage not ready):\n%s", strings.Join(refused, "\n"))
+	}
+}

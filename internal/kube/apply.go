@@ -153,6 +153,7 @@ func (c *Client) Apply(ctx context.Context, objs []*unstructured.Unstructured, o
 			return results, errors.Join(append(errs, err)...)
 		}
 		c.ResetMapper()
+		c.OpenCRDStorage(ctx, crds)
 		c.crdsEstablished = time.Now()
 		settle = discoveryLag
 	}

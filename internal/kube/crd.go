@@ -87,6 +87,56 @@ func (c *Client) WaitCRDsEstablished(ctx context.Context, names []string, timeou
 	return nil
 }
 
+// OpenCRDStorage asks the API server for an object that does not exist, of
+// every version each CRD serves. An API server sets up a custom resource's
+// storage, and starts filling its watch cache, on the first request for it;
+// a list that arrives before the cache is filled is refused with 429, and
+// client-go waits the second the server asks for before it retries. In the
+// lab that second was Argo CD's application controller's, at start-up,
+// every time. A GET by name is read from storage, not from the cache, so it
+// is answered (404) at once. Best effort: errors are ignored.
+func (c *Client) OpenCRDStorage(ctx context.Context, crds []*unstructured.Unstructured) {
+	var wg sync.WaitGroup
+	for _, gvr := range servedResources(crds) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			// Any namespace will do for a namespaced kind: the answer is 404.
+			_, _ = c.Dynamic.Resource(gvr.GroupVersionResource).Namespace(gvr.namespace).Get(ctx, "tug-storage-probe", metav1.GetOptions{})
+		}()
+	}
+	wg.Wait()
+}
+
+type servedResource struct {
+	schema.GroupVersionResource
+	namespace string // "" for a cluster-scoped kind
+}
+
+// servedResources lists the resources the CRDs serve, one per served version.
+func servedResources(crds []*unstructured.Unstructured) []servedResource {
+	var out []servedResource
+	for _, crd := range crds {
+		group, _, _ := unstructured.NestedString(crd.Object, "spec", "group")
+		plural, _, _ := unstructured.NestedString(crd.Object, "spec", "names", "plural")
+		scope, _, _ := unstructured.NestedString(crd.Object, "spec", "scope")
+		versions, _, _ := unstructured.NestedSlice(crd.Object, "spec", "versions")
+		ns := ""
+		if scope == "Namespaced" {
+			ns = metav1.NamespaceDefault
+		}
+		for _, v := range versions {
+			m, _ := v.(map[string]any)
+			name, _ := m["name"].(string)
+			if served, _ := m["served"].(bool); !served || name == "" || group == "" || plural == "" {
+				continue
+			}
+			out = append(out, servedResource{schema.GroupVersionResource{Group: group, Version: name, Resource: plural}, ns})
+		}
+	}
+	return out
+}
+
 // CRDEstablished reports whether a CRD's Established condition is True.
 func CRDEstablished(crd *unstructured.Unstructured) bool {
 	conds, _, _ := unstructured.NestedSlice(crd.Object, "status", "conditions")

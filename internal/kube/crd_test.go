@@ -2,6 +2,7 @@ package kube
 
 import (
 	"context"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -67,5 +68,34 @@ func TestWaitCRDsEstablishedTimeoutSaysWhy(t *testing.T) {
 	err := c.WaitCRDsEstablished(context.Background(), []string{"a.x.io", "missing.x.io"}, 300*time.Millisecond)
 	if err == nil || !strings.Contains(err.Error(), "a.x.io (NamesAccepted=False: plural name taken)") || !strings.Contains(err.Error(), "missing.x.io (not created yet)") {
 		t.Fatalf("err = %v", err)
+	}
+}
+
+func TestServedResourcesListsEachServedVersion(t *testing.T) {
+	crd := func(scope string, versions ...map[string]any) *unstructured.Unstructured {
+		vs := make([]any, len(versions))
+		for i, v := range versions {
+			vs[i] = v
+		}
+		return &unstructured.Unstructured{Object: map[string]any{
+			"apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+			"metadata": map[string]any{"name": "widgets.example.com"},
+			"spec": map[string]any{
+				"group": "example.com", "scope": scope,
+				"names":    map[string]any{"plural": "widgets", "kind": "Widget"},
+				"versions": vs,
+			},
+		}}
+	}
+	got := servedResources([]*unstructured.Unstructured{
+		crd("Namespaced", map[string]any{"name": "v1", "served": true}, map[string]any{"name": "v1beta1", "served": false}),
+		crd("Cluster", map[string]any{"name": "v2", "served": true}),
+	})
+	want := []servedResource{
+		{schema.GroupVersionResource{Group: "example.com", Version: "v1", Resource: "widgets"}, "default"},
+		{schema.GroupVersionResource{Group: "example.com", Version: "v2", Resource: "widgets"}, ""},
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Fatalf("servedResources = %+v, want %+v", got, want)
 	}
 }

@@ -23,6 +23,7 @@ import (
 
 	"github.com/tug-gitops/tug/internal/bootstrap"
 	"github.com/tug-gitops/tug/internal/fsutil"
+	"github.com/tug-gitops/tug/internal/kube"
 	"github.com/tug-gitops/tug/internal/tools"
 )
 
@@ -286,6 +287,8 @@ func (l *Lab) startArgoCD(ctx context.Context, early *argoEarly) error {
 		if err := <-bootDone; err != nil {
 			return err
 		}
+	} else if err := l.openCRDStorage(ctx, early.objs); err != nil {
+		return err
 	}
 	began := time.Now()
 	for _, name := range argoComponents[1:] {
@@ -327,6 +330,23 @@ func (l *Lab) startArgoCD(ctx context.Context, early *argoEarly) error {
 	l.status.Endpoints["forge"] = l.forge.URL()
 	l.status.Endpoints["repository"] = l.ForgeRepoURL()
 	l.mu.Unlock()
+	return nil
+}
+
+// openCRDStorage makes a restarted API server set up the storage of Argo
+// CD's custom resources before the controllers list them (bootstrap does it
+// on a new cluster; see kube.Client.OpenCRDStorage).
+func (l *Lab) openCRDStorage(ctx context.Context, install []*unstructured.Unstructured) error {
+	cfg, err := l.RESTConfig()
+	if err != nil {
+		return err
+	}
+	c, err := kube.NewClient(cfg)
+	if err != nil {
+		return err
+	}
+	crds, _ := kube.SplitCRDs(install)
+	c.OpenCRDStorage(ctx, crds)
 	return nil
 }
 
