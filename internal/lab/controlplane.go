@@ -78,8 +78,7 @@ func (l *Lab) controlPlaneComponents(bins map[tools.Tool]string) ([]component, e
 		return nil, err
 	}
 	dataDir := filepath.Join(l.dir, "kine")
-	// A restart finds the cluster's RBAC already stored.
-	restart := fileExists(filepath.Join(dataDir, "state.db"))
+	restart := l.hasCluster()
 	if err := os.MkdirAll(dataDir, 0o700); err != nil {
 		return nil, err
 	}
@@ -192,6 +191,12 @@ func (l *Lab) baseEnv() []string {
 		"KUBECACHEDIR="+filepath.Join(l.dir, "cache", "kube"),
 		"HOME="+filepath.Join(l.dir, "home"),
 	)
+}
+
+// hasCluster reports whether the state holds a cluster already (its
+// database), with its default RBAC roles stored: a restart.
+func (l *Lab) hasCluster() bool {
+	return fileExists(filepath.Join(l.dir, "kine", "state.db"))
 }
 
 // apiServesAdmin is the API server's readiness less its last two start-up

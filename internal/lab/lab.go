@@ -159,6 +159,7 @@ func (l *Lab) up(ctx context.Context) error {
 		earlyDone <- earlyResult{e, err}
 	})
 
+	restart := l.hasCluster() // before kine creates the database
 	// kine, then the API server; the rest only need the API.
 	if err := l.run(ctx, cp[0]); err != nil {
 		return err
@@ -171,14 +172,17 @@ func (l *Lab) up(ctx context.Context) error {
 		return err
 	}
 	// The controller manager, scheduler and kwok act under identities whose
-	// RBAC the API server (re)creates in its last start-up step; they start
-	// once it is done. On a restart bootstrap goes ahead before (see
-	// apiServesAdmin).
+	// RBAC the API server creates in its last start-up step, a second after
+	// it starts serving: on a new cluster they start once it is done. On a
+	// restart the roles are stored, and they go ahead at once, as bootstrap
+	// does (see apiServesAdmin).
 	nodeDone := make(chan error, 1)
 	l.goBackground(func() {
-		if err := l.waitAPIFullyReady(ctx); err != nil {
-			nodeDone <- err
-			return
+		if !restart {
+			if err := l.waitAPIFullyReady(ctx); err != nil {
+				nodeDone <- err
+				return
+			}
 		}
 		for _, c := range cp[2:] {
 			if err := l.startOnly(c); err != nil {
