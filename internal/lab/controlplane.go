@@ -185,13 +185,28 @@ func (l *Lab) controlPlaneComponents(bins map[tools.Tool]string) ([]component, e
 }
 
 // baseEnv is the environment every component starts with: the user's,
-// with caches and temporary files kept inside the lab's state.
+// with caches and temporary files kept inside the lab's state, and the Go
+// garbage collector's target at componentGOGC unless the user set GOGC.
 func (l *Lab) baseEnv() []string {
-	return append(os.Environ(),
+	env := append(os.Environ(),
 		"KUBECACHEDIR="+filepath.Join(l.dir, "cache", "kube"),
 		"HOME="+filepath.Join(l.dir, "home"),
 	)
+	if _, set := os.LookupEnv("GOGC"); !set {
+		env = append(env, "GOGC="+componentGOGC)
+	}
+	return env
 }
+
+// componentGOGC lets a component's heap grow to three times what is live
+// before the garbage collector runs, instead of Go's default two. A lab's
+// start-up is CPU-bound on two cores, and a quarter to a third of the API
+// server's CPU while it establishes Argo CD's CRDs was garbage collection.
+// In 5 interleaved pairs of empty-state starts on a busy host it took
+// 9.6–10.6 s (mean 9.9) against 10.1–11.4 s (mean 10.9) with Go's default,
+// with 12 % less CPU in all, for about 280 MB more memory across the lab
+// (1.7 → 2.0 GB); GOGC=400 cost 800 MB and was no faster.
+const componentGOGC = "200"
 
 // hasCluster reports whether the state holds a cluster already (its
 // database), with its default RBAC roles stored: a restart.
