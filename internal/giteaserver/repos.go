@@ -39,7 +39,12 @@ func (s *Server) clientFor(ctx context.Context, token string) (*gitea.Client, er
 // RepoURL is the HTTP clone URL of owner/name. It carries no credentials;
 // pass GitAuth to go-git.
 func (s *Server) RepoURL(owner, name string) string {
-	return fmt.Sprintf("%s/%s/%s.git", s.url, owner, name)
+	return RepoURLAt(s.url, owner, name)
+}
+
+// RepoURLAt is the clone URL of owner/name on the Gitea at baseURL.
+func RepoURLAt(baseURL, owner, name string) string {
+	return fmt.Sprintf("%s/%s/%s.git", baseURL, owner, name)
 }
 
 // GitAuth authenticates git over HTTP as the admin with its token, kept out

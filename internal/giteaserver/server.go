@@ -155,7 +155,7 @@ func startOnce(ctx context.Context, opts Options, l layout, sec secrets) (*Serve
 	if err := fsutil.WriteFileAtomic(l.configPath(), []byte(appINI(l, port, sec, opts.StaticRoot)), 0o600); err != nil {
 		return nil, fmt.Errorf("giteaserver: write app.ini: %w", err)
 	}
-	s := &Server{opts: opts, layout: l, url: fmt.Sprintf("http://127.0.0.1:%d", port)}
+	s := &Server{opts: opts, layout: l, url: URLForPort(port)}
 	if err := s.ensureAdmin(ctx); err != nil {
 		return nil, err
 	}
@@ -173,6 +173,9 @@ func startOnce(ctx context.Context, opts Options, l layout, sec secrets) (*Serve
 
 // URL is the server's base URL, e.g. http://127.0.0.1:3000 (no trailing slash).
 func (s *Server) URL() string { return s.url }
+
+// URLForPort is the base URL of a Gitea listening on 127.0.0.1:port.
+func URLForPort(port int) string { return fmt.Sprintf("http://127.0.0.1:%d", port) }
 
 // Token is the admin's API access token. Never log it.
 func (s *Server) Token() string { return s.token }

@@ -278,13 +278,18 @@ func (l *Lab) startArgoEarly(ctx context.Context, bins map[tools.Tool]string) (*
 // On a lab that was bootstrapped before (state reused), the components
 // start at once and bootstrap re-applies the configuration beside them:
 // everything they need is already on the API server.
-func (l *Lab) startArgoCD(ctx context.Context, early *argoEarly) error {
+func (l *Lab) startArgoCD(ctx context.Context, early *argoEarly, forgeReady <-chan error) error {
 	marker := filepath.Join(l.dir, "argocd-bootstrapped")
 	resumed := fileExists(marker)
 	bootDone := make(chan error, 1)
 	go func() { bootDone <- l.bootstrapArgoCD(ctx, early, resumed) }()
 	if !resumed {
 		if err := <-bootDone; err != nil {
+			return err
+		}
+		// The processes act as ServiceAccounts, and on a new cluster the
+		// default roles (discovery) may still be on their way.
+		if err := l.waitAPIFullyReady(ctx); err != nil {
 			return err
 		}
 	} else if err := l.openCRDStorage(ctx, early.objs); err != nil {
@@ -316,6 +321,10 @@ func (l *Lab) startArgoCD(ctx context.Context, early *argoEarly) error {
 	}
 	cfg, err := l.RESTConfig()
 	if err != nil {
+		return err
+	}
+	// root is the first thing that reads the repository.
+	if err := <-forgeReady; err != nil {
 		return err
 	}
 	if _, err := bootstrap.ApplyRoot(ctx, cfg, l.opts.RepoRoot, l.ForgeRepoURL()); err != nil {

@@ -78,7 +78,6 @@ func (l *Lab) controlPlaneComponents(bins map[tools.Tool]string) ([]component, e
 		return nil, err
 	}
 	dataDir := filepath.Join(l.dir, "kine")
-	restart := l.hasCluster()
 	if err := os.MkdirAll(dataDir, 0o700); err != nil {
 		return nil, err
 	}
@@ -125,12 +124,7 @@ func (l *Lab) controlPlaneComponents(bins map[tools.Tool]string) ([]component, e
 			"--disable-admission-plugins=TaintNodesByCondition",
 		},
 		Ports: map[string]int{"https": apiPort},
-		Ready: func(ctx context.Context) error {
-			if restart {
-				return l.apiServesAdmin(ctx)
-			}
-			return l.readyz(ctx)
-		},
+		Ready: l.apiServesAdmin,
 	}
 	kcm := component{
 		Name: "kube-controller-manager", Binary: bins[tools.KubeControllerManager], Env: env,
@@ -221,12 +215,13 @@ func (l *Lab) hasCluster() bool {
 }
 
 // apiServesAdmin is the API server's readiness less its last two start-up
-// steps, which only reconcile the default RBAC roles and priority classes.
-// On a restart those are stored already, so the lab's admin
-// (system:masters) and every component can go ahead about a second sooner.
-// (On a fresh state the lab waits for all of it: the controller manager,
-// started then, must not meet a cluster without its roles, and the CRDs
-// bootstrap creates would slow those steps down.)
+// steps, which create (on a new cluster) or reconcile (on a restart) the
+// default RBAC roles and priority classes. Both steps first sleep a second
+// (wait.Poll in kube-apiserver), so full readiness comes a second and a
+// half after the API serves. The lab's admin (system:masters) needs no
+// role: bootstrap goes ahead at once, and the components acting under
+// their own identities wait for the rest (waitAPIFullyReady) unless the
+// roles are stored already.
 func (l *Lab) apiServesAdmin(ctx context.Context) error {
 	return l.readyz(ctx, "poststarthook/rbac/bootstrap-roles", "poststarthook/scheduling/bootstrap-system-priority-classes")
 }

@@ -23,11 +23,7 @@ const (
 
 // startForge starts Gitea and, the first time, pushes a snapshot of the
 // repository's HEAD with its repository URL retargeted at the forge.
-func (l *Lab) startForge(ctx context.Context, bin string) error {
-	port, err := l.ports.get("gitea")
-	if err != nil {
-		return err
-	}
+func (l *Lab) startForge(ctx context.Context, bin string, port int) error {
 	srv, err := giteaserver.Start(ctx, giteaserver.Options{
 		Binary: bin, StateDir: filepath.Join(l.dir, "gitea"), Port: port, Logger: l.opts.Log,
 	})
@@ -70,10 +66,11 @@ func (l *Lab) forgeHasBranch(ctx context.Context, branch string) (bool, error) {
 
 // ForgeRepoURL is the clone URL of the lab's copy of the repository.
 func (l *Lab) ForgeRepoURL() string {
-	if l.forge == nil {
+	port := l.ports.lookup("gitea")
+	if port == 0 {
 		return ""
 	}
-	return l.forge.RepoURL(ForgeOwner, ForgeRepo)
+	return giteaserver.RepoURLAt(giteaserver.URLForPort(port), ForgeOwner, ForgeRepo)
 }
 
 // Forge returns the lab's Gitea.

@@ -140,15 +140,20 @@ func (l *Lab) up(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	forgePort, err := l.ports.get("gitea")
+	if err != nil {
+		return err
+	}
 	if err := l.ports.save(filepath.Join(l.dir, "ports.json")); err != nil {
 		return err
 	}
 	l.timing("prepare")
 
 	// The forge does not need the cluster: start it while the API server
-	// comes up.
+	// comes up. Only the root Application needs it, and the repo-server's
+	// warm-up (see prewarmRepoServer).
 	forgeDone := make(chan error, 1)
-	l.goBackground(func() { forgeDone <- l.startForge(ctx, bins[tools.Gitea]) })
+	l.goBackground(func() { forgeDone <- l.startForge(ctx, bins[tools.Gitea], forgePort) })
 	type earlyResult struct {
 		early *argoEarly
 		err   error
@@ -192,18 +197,24 @@ func (l *Lab) up(ctx context.Context) error {
 		}
 		nodeDone <- l.ensureNode(ctx)
 	})
-	if err := <-forgeDone; err != nil {
-		return fmt.Errorf("forge: %w", err)
-	}
-	l.timing("forge ready")
 	early := <-earlyDone
 	if early.err != nil {
 		return early.err
 	}
-	// The forge has the repository and the repo-server runs: let it clone
-	// while bootstrap runs (see prewarmRepoServer).
-	l.goBackground(func() { l.prewarmRepoServer(ctx) })
-	if err := l.startArgoCD(ctx, early.early); err != nil {
+	// Once the forge has the repository (the repo-server runs already), let
+	// the repo-server clone it while bootstrap runs (see prewarmRepoServer).
+	forgeReady := make(chan error, 1)
+	l.goBackground(func() {
+		err := <-forgeDone
+		if err != nil {
+			err = fmt.Errorf("forge: %w", err)
+		}
+		forgeReady <- err
+		if err == nil {
+			l.prewarmRepoServer(ctx)
+		}
+	})
+	if err := l.startArgoCD(ctx, early.early, forgeReady); err != nil {
 		return err
 	}
 	l.timing("argocd controller ready")
