@@ -289,7 +289,7 @@ func (l *Lab) startArgoCD(ctx context.Context, early *argoEarly, forgeReady <-ch
 		}
 		// The processes act as ServiceAccounts, and on a new cluster the
 		// default roles (discovery) may still be on their way.
-		if err := l.waitAPIFullyReady(ctx); err != nil {
+		if err := l.rolesReady(); err != nil {
 			return err
 		}
 	} else if err := l.openCRDStorage(ctx, early.objs); err != nil {

@@ -220,7 +220,7 @@ func (l *Lab) hasCluster() bool {
 // (wait.Poll in kube-apiserver), so full readiness comes a second and a
 // half after the API serves. The lab's admin (system:masters) needs no
 // role: bootstrap goes ahead at once, and the components acting under
-// their own identities wait for the rest (waitAPIFullyReady) unless the
+// their own identities wait for the rest (Lab.rolesReady) unless the
 // roles are stored already.
 func (l *Lab) apiServesAdmin(ctx context.Context) error {
 	return l.readyz(ctx, "poststarthook/rbac/bootstrap-roles", "poststarthook/scheduling/bootstrap-system-priority-classes")

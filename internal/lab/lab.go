@@ -74,6 +74,10 @@ type Lab struct {
 	unlock     func()
 	closers    []func() // in-process services (embedded Redis, Gitea)
 	forge      *giteaserver.Server
+	// rolesReady returns once the API server's default RBAC roles exist,
+	// which components acting as themselves need (see apiServesAdmin).
+	// It waits once, for every caller, and not at all on a restart.
+	rolesReady func() error
 }
 
 // Start brings the lab up and returns once it is ready.
@@ -165,6 +169,12 @@ func (l *Lab) up(ctx context.Context) error {
 	})
 
 	restart := l.hasCluster() // before kine creates the database
+	l.rolesReady = sync.OnceValue(func() error {
+		if restart {
+			return nil // stored: the API server only re-reconciles them
+		}
+		return l.waitAPIFullyReady(ctx)
+	})
 	// kine, then the API server; the rest only need the API.
 	if err := l.run(ctx, cp[0]); err != nil {
 		return err
@@ -183,11 +193,9 @@ func (l *Lab) up(ctx context.Context) error {
 	// does (see apiServesAdmin).
 	nodeDone := make(chan error, 1)
 	l.goBackground(func() {
-		if !restart {
-			if err := l.waitAPIFullyReady(ctx); err != nil {
-				nodeDone <- err
-				return
-			}
+		if err := l.rolesReady(); err != nil {
+			nodeDone <- err
+			return
 		}
 		for _, c := range cp[2:] {
 			if err := l.startOnly(c); err != nil {
