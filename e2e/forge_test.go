@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -283,3 +284,20 @@ func replaceInFile(path, old, new string) error {
 }
 
 func writeFile(path, content string) error { return os.WriteFile(path, []byte(content), 0o644) }
+
+// forgeLogLines is what Gitea logged at warning level or above, plus its
+// lines holding any of words: a merge that stays unmergeable is explained
+// there (a mergeability check that failed, a lock it waited on).
+func forgeLogLines(words ...string) string {
+	data, err := os.ReadFile(filepath.Join(env.dir, "gitea", "log", "gitea.log"))
+	if err != nil {
+		return fmt.Sprintf("no Gitea log: %v", err)
+	}
+	var keep []string
+	for _, line := range strings.Split(string(data), "\n") {
+		if strings.Contains(line, "[E]") || strings.Contains(line, "[W]") || slices.ContainsFunc(words, func(w string) bool { return strings.Contains(line, w) }) {
+			keep = append(keep, line)
+		}
+	}
+	return "--- Gitea's log (errors, warnings and lines about pull requests) ---\n" + tailLines(strings.Join(keep, "\n"), 80)
+}

@@ -679,7 +679,7 @@ func TestPromoteTenConcurrently(t *testing.T) {
 	t.Logf("ten concurrent merges: %s", time.Since(mergeStart).Round(time.Millisecond))
 	for i, m := range merges {
 		if m == nil {
-			t.Fatalf("merging %s's PR failed (see above)", all[i])
+			t.Fatalf("merging %s's PR failed (see above)\n%s", all[i], forgeLogLines("pull", "PR[", "merge"))
 		}
 	}
 	mergedAt := time.Now()

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"net/http"
 	"net/url"
 	"strings"
@@ -19,9 +20,10 @@ import (
 	"github.com/tug-gitops/tug/internal/forge"
 )
 
-// mergeWait bounds how long MergePullRequest waits for Gitea to finish its
-// mergeability check (it runs in a queue right after the PR is opened).
-const mergeWait = 60 * time.Second
+// defaultMergeWait bounds how long MergePullRequest waits for Gitea to finish its
+// mergeability check (it runs in a queue after the PR is opened and after
+// every push to its base) while the base branch does not move.
+const defaultMergeWait = 60 * time.Second
 
 // Forge is one repository on a Gitea server.
 type Forge struct {
@@ -32,6 +34,7 @@ type Forge struct {
 	repo          forge.Repo
 	cloneURL      string
 	defaultBranch string
+	mergeWait     time.Duration
 }
 
 var _ forge.Forge = (*Forge)(nil)
@@ -39,7 +42,7 @@ var _ forge.Forge = (*Forge)(nil)
 // New connects to the Gitea at baseURL with token and looks up repo and the
 // token's user (git over HTTP authenticates as that user).
 func New(ctx context.Context, baseURL, token string, repo forge.Repo) (*Forge, error) {
-	f := &Forge{baseURL: strings.TrimSuffix(baseURL, "/"), token: token, repo: repo}
+	f := &Forge{baseURL: strings.TrimSuffix(baseURL, "/"), token: token, repo: repo, mergeWait: defaultMergeWait}
 	v, err := serverVersion(ctx, f.baseURL)
 	if err != nil {
 		return nil, fmt.Errorf("gitea %s: %w", f.baseURL, err)
@@ -149,31 +152,49 @@ func (f *Forge) OpenPullRequest(ctx context.Context, n forge.NewPullRequest) (*f
 }
 
 func (f *Forge) GetPullRequest(ctx context.Context, number int64) (*forge.PullRequest, error) {
-	p, _, err := f.client(ctx).GetPullRequest(f.repo.Owner, f.repo.Name, number)
+	p, err := f.pullRequest(ctx, number)
 	if err != nil {
-		return nil, fmt.Errorf("gitea: pull request #%d of %s: %w", number, f.repo, err)
+		return nil, err
 	}
 	return convert(p), nil
 }
 
-// MergePullRequest merges with a merge commit. Gitea answers 405 while its
-// mergeability check is still running; that is retried until mergeWait.
+func (f *Forge) pullRequest(ctx context.Context, number int64) (*sdk.PullRequest, error) {
+	p, _, err := f.client(ctx).GetPullRequest(f.repo.Owner, f.repo.Name, number)
+	if err != nil {
+		return nil, fmt.Errorf("gitea: pull request #%d of %s: %w", number, f.repo, err)
+	}
+	return p, nil
+}
+
+// MergePullRequest merges with a merge commit. Gitea refuses a merge while
+// its mergeability check runs (405 "try again later"; every push to the
+// base starts the check again) and when another merge moved the base during
+// this one (409). Both are retried, with jittered backoff so that concurrent
+// mergers do not collide in lockstep. It gives up once the pull request has
+// stayed unmergeable for f.mergeWait with the base branch standing still: while
+// other merges land, the wait is progress, not a stuck check.
 func (f *Forge) MergePullRequest(ctx context.Context, number int64, message string) (*forge.PullRequest, error) {
-	ctx, cancel := context.WithTimeout(ctx, mergeWait)
-	defer cancel()
+	var lastBase, refused string
+	var since time.Time
 	delay := 100 * time.Millisecond
 	for {
-		p, err := f.GetPullRequest(ctx, number)
+		p, err := f.pullRequest(ctx, number)
 		if err != nil {
 			return nil, err
 		}
-		if p.Merged {
-			return p, nil
+		if p.HasMerged {
+			return convert(p), nil
 		}
-		if !p.Open {
+		if p.State != sdk.StateOpen {
 			return nil, fmt.Errorf("gitea: pull request #%d of %s is closed without merge", number, f.repo)
 		}
-		status, msg, err := f.merge(ctx, number, p.HeadSHA, message)
+		if base := baseSHA(p); base != lastBase || since.IsZero() {
+			lastBase, since = base, time.Now()
+		} else if time.Since(since) > f.mergeWait {
+			return nil, fmt.Errorf("gitea: merge pull request #%d of %s: still not mergeable after %s with %s unchanged (%s): it conflicts with %[4]s, or Gitea's mergeability check failed; see %[6]s", number, f.repo, f.mergeWait, p.Base.Ref, refused, p.HTMLURL)
+		}
+		status, msg, err := f.merge(ctx, number, headSHA(p), message)
 		switch {
 		case err != nil:
 			return nil, fmt.Errorf("gitea: merge pull request #%d of %s: %w", number, f.repo, err)
@@ -182,14 +203,28 @@ func (f *Forge) MergePullRequest(ctx context.Context, number int64, message stri
 		case !retryableMerge(status, msg):
 			return nil, fmt.Errorf("gitea: merge pull request #%d of %s: %d %s", number, f.repo, status, msg)
 		}
-		err = fmt.Errorf("%d %s", status, msg)
+		refused = fmt.Sprintf("%d %s", status, msg)
 		select {
 		case <-ctx.Done():
-			return nil, fmt.Errorf("gitea: merge pull request #%d of %s: still not mergeable after %s: %w", number, f.repo, mergeWait, err)
-		case <-time.After(delay):
+			return nil, fmt.Errorf("gitea: merge pull request #%d of %s: %w (last answer: %s)", number, f.repo, ctx.Err(), refused)
+		case <-time.After(delay/2 + rand.N(delay/2)):
 		}
 		delay = min(delay*2, 2*time.Second)
 	}
+}
+
+func baseSHA(p *sdk.PullRequest) string {
+	if p.Base == nil {
+		return ""
+	}
+	return p.Base.Sha
+}
+
+func headSHA(p *sdk.PullRequest) string {
+	if p.Head == nil {
+		return ""
+	}
+	return p.Head.Sha
 }
 
 // retryableMerge: Gitea's mergeability check is still running ("Please try

@@ -6,12 +6,14 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	sdk "code.gitea.io/sdk/gitea"
 	"github.com/go-git/go-git/v5"
 	"github.com/go-git/go-git/v5/config"
+	"github.com/go-git/go-git/v5/plumbing"
 	"github.com/go-git/go-git/v5/plumbing/object"
 
 	"github.com/tug-gitops/tug/internal/forge"
@@ -51,26 +53,7 @@ func seed(t *testing.T, name string) forge.Repo {
 	if _, err := srv.PushDir(ctx, dir, "tug-gitops", name, "main", "seed"); err != nil {
 		t.Fatal(err)
 	}
-	work := t.TempDir()
-	r, err := git.PlainClone(work, false, &git.CloneOptions{URL: srv.RepoURL("tug-gitops", name), Auth: srv.GitAuth()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	wt, _ := r.Worktree()
-	if err := wt.Checkout(&git.CheckoutOptions{Branch: "refs/heads/feature", Create: true}); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(filepath.Join(work, "README.md"), []byte("changed\n"), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	_, _ = wt.Add("README.md")
-	sig := &object.Signature{Name: "t", Email: "t@noreply.localhost", When: time.Now()}
-	if _, err := wt.Commit("change", &git.CommitOptions{Author: sig}); err != nil {
-		t.Fatal(err)
-	}
-	if err := r.Push(&git.PushOptions{RefSpecs: []config.RefSpec{"refs/heads/feature:refs/heads/feature"}, Auth: srv.GitAuth()}); err != nil {
-		t.Fatal(err)
-	}
+	pushBranch(t, name, "feature", "changed\n")
 	c, err := srv.Client(ctx)
 	if err != nil {
 		t.Fatal(err)
@@ -80,6 +63,123 @@ func seed(t *testing.T, name string) forge.Repo {
 		t.Fatal(err)
 	}
 	return forge.Repo{Owner: "tug-gitops", Name: name}
+}
+
+// pushBranch pushes branch, made from main with README.md set to readme.
+func pushBranch(t *testing.T, name, branch, readme string) {
+	t.Helper()
+	pushFile(t, name, branch, "README.md", readme)
+}
+
+// pushFile pushes branch, made from main with file set to content.
+func pushFile(t *testing.T, name, branch, file, content string) {
+	t.Helper()
+	work := t.TempDir()
+	r, err := git.PlainClone(work, false, &git.CloneOptions{URL: srv.RepoURL("tug-gitops", name), Auth: srv.GitAuth()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	wt, _ := r.Worktree()
+	if err := wt.Checkout(&git.CheckoutOptions{Branch: plumbing.NewBranchReferenceName(branch), Create: true}); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(work, file), []byte(content), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	_, _ = wt.Add(file)
+	sig := &object.Signature{Name: "t", Email: "t@noreply.localhost", When: time.Now()}
+	if _, err := wt.Commit("change", &git.CommitOptions{Author: sig}); err != nil {
+		t.Fatal(err)
+	}
+	spec := config.RefSpec("refs/heads/" + branch + ":refs/heads/" + branch)
+	if err := r.Push(&git.PushOptions{RefSpecs: []config.RefSpec{spec}, Auth: srv.GitAuth()}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// A pull request that conflicts with its base stays unmergeable: Gitea
+// answers 405 "try again later" as it does while checking, so the merge
+// gives up once the base has stood still for mergeWait, and says why.
+func TestMergeConflictGivesUp(t *testing.T) {
+	ctx := context.Background()
+	repo := seed(t, "conflict")
+	pushBranch(t, "conflict", "rival", "rival change\n")
+	author, err := New(ctx, srv.URL(), srv.Token(), repo)
+	if err != nil {
+		t.Fatal(err)
+	}
+	reviewer, err := New(ctx, srv.URL(), reviewerToken, repo)
+	if err != nil {
+		t.Fatal(err)
+	}
+	reviewer.mergeWait = 3 * time.Second
+	var prs []*forge.PullRequest
+	for _, head := range []string{"feature", "rival"} {
+		p, _, err := author.OpenPullRequest(ctx, forge.NewPullRequest{Head: head, Base: "main", Title: head})
+		if err != nil {
+			t.Fatal(err)
+		}
+		prs = append(prs, p)
+	}
+	if _, err := reviewer.MergePullRequest(ctx, prs[0].Number, "first"); err != nil {
+		t.Fatal(err)
+	}
+	began := time.Now()
+	_, err = reviewer.MergePullRequest(ctx, prs[1].Number, "second")
+	if err == nil {
+		t.Fatal("a pull request that conflicts with main was merged")
+	}
+	for _, want := range []string{"still not mergeable after 3s with main unchanged", "conflicts with main", prs[1].URL} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error %q does not say %q", err, want)
+		}
+	}
+	t.Logf("gave up after %s: %v", time.Since(began).Round(time.Millisecond), err)
+	if p, err := reviewer.GetPullRequest(ctx, prs[1].Number); err != nil || !p.Open || p.Merged {
+		t.Fatalf("the conflicting pull request after the failed merge: %+v %v", p, err)
+	}
+}
+
+// Concurrent merges into one base: each round one wins and the rest are
+// refused (409 out of date, then 405 while Gitea re-checks them). With the
+// base moving at every round, every merge must go through, even when all of
+// them take longer than mergeWait, which bounds only a base standing still.
+func TestConcurrentMergesAllLand(t *testing.T) {
+	ctx := context.Background()
+	repo := seed(t, "concurrent")
+	author, err := New(ctx, srv.URL(), srv.Token(), repo)
+	if err != nil {
+		t.Fatal(err)
+	}
+	reviewer, err := New(ctx, srv.URL(), reviewerToken, repo)
+	if err != nil {
+		t.Fatal(err)
+	}
+	reviewer.mergeWait = 8 * time.Second
+	const n = 8
+	var prs []*forge.PullRequest
+	for i := range n {
+		branch := fmt.Sprintf("change-%d", i)
+		pushFile(t, "concurrent", branch, branch+".txt", branch+"\n")
+		p, _, err := author.OpenPullRequest(ctx, forge.NewPullRequest{Head: branch, Base: "main", Title: branch})
+		if err != nil {
+			t.Fatal(err)
+		}
+		prs = append(prs, p)
+	}
+	errs := make([]error, n)
+	var wg sync.WaitGroup
+	began := time.Now()
+	for i, p := range prs {
+		wg.Go(func() { _, errs[i] = reviewer.MergePullRequest(ctx, p.Number, p.Title) })
+	}
+	wg.Wait()
+	t.Logf("%d concurrent merges took %s (mergeWait %s)", n, time.Since(began).Round(time.Millisecond), reviewer.mergeWait)
+	for i, err := range errs {
+		if err != nil {
+			t.Errorf("merge #%d: %v", prs[i].Number, err)
+		}
+	}
 }
 
 func TestPullRequestLifecycle(t *testing.T) {
