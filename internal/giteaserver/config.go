@@ -169,6 +169,15 @@ ADAPTER = memory
 [queue]
 TYPE = channel
 
+; Not the channel type for the mergeability checks: its unique queue adds a
+; pull request to its "queued" set after handing it to an idle worker, and
+; if the worker takes it off the set first, the set keeps it for good. Every
+; later check of that pull request is then refused as already queued, and it
+; stays unmergeable ("try again later") until Gitea restarts; seen once in
+; ten concurrent merges in CI. The level queue pushes and pops under one lock.
+[queue.pr_patch_checker]
+TYPE = level
+
 [cron]
 ENABLED = false
 

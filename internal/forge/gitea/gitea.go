@@ -35,6 +35,9 @@ type Forge struct {
 	cloneURL      string
 	defaultBranch string
 	mergeWait     time.Duration
+	// pause turns the backoff delay into the wait before a merge is tried
+	// again: jittered, so that refused mergers spread out.
+	pause func(delay time.Duration) time.Duration
 }
 
 var _ forge.Forge = (*Forge)(nil)
@@ -42,7 +45,7 @@ var _ forge.Forge = (*Forge)(nil)
 // New connects to the Gitea at baseURL with token and looks up repo and the
 // token's user (git over HTTP authenticates as that user).
 func New(ctx context.Context, baseURL, token string, repo forge.Repo) (*Forge, error) {
-	f := &Forge{baseURL: strings.TrimSuffix(baseURL, "/"), token: token, repo: repo, mergeWait: defaultMergeWait}
+	f := &Forge{baseURL: strings.TrimSuffix(baseURL, "/"), token: token, repo: repo, mergeWait: defaultMergeWait, pause: jittered}
 	v, err := serverVersion(ctx, f.baseURL)
 	if err != nil {
 		return nil, fmt.Errorf("gitea %s: %w", f.baseURL, err)
@@ -207,11 +210,15 @@ func (f *Forge) MergePullRequest(ctx context.Context, number int64, message stri
 		select {
 		case <-ctx.Done():
 			return nil, fmt.Errorf("gitea: merge pull request #%d of %s: %w (last answer: %s)", number, f.repo, ctx.Err(), refused)
-		case <-time.After(delay/2 + rand.N(delay/2)):
+		case <-time.After(f.pause(delay)):
 		}
 		delay = min(delay*2, 2*time.Second)
 	}
 }
+
+// jittered is a uniform pick in [delay/2, delay). Without it, the mergers
+// refused in one round all come back together and collide again.
+func jittered(delay time.Duration) time.Duration { return delay/2 + rand.N(delay/2) }
 
 func baseSHA(p *sdk.PullRequest) string {
 	if p.Base == nil {

@@ -2,6 +2,7 @@ package gitea
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -43,7 +44,7 @@ func runMain(m *testing.M) int {
 }
 
 // seed makes owner/name with main and a branch "feature" one commit ahead.
-func seed(t *testing.T, name string) forge.Repo {
+func seed(t testing.TB, name string) forge.Repo {
 	t.Helper()
 	ctx := context.Background()
 	dir := t.TempDir()
@@ -66,13 +67,13 @@ func seed(t *testing.T, name string) forge.Repo {
 }
 
 // pushBranch pushes branch, made from main with README.md set to readme.
-func pushBranch(t *testing.T, name, branch, readme string) {
+func pushBranch(t testing.TB, name, branch, readme string) {
 	t.Helper()
 	pushFile(t, name, branch, "README.md", readme)
 }
 
 // pushFile pushes branch, made from main with file set to content.
-func pushFile(t *testing.T, name, branch, file, content string) {
+func pushFile(t testing.TB, name, branch, file, content string) {
 	t.Helper()
 	work := t.TempDir()
 	r, err := git.PlainClone(work, false, &git.CloneOptions{URL: srv.RepoURL("tug-gitops", name), Auth: srv.GitAuth()})
@@ -147,23 +148,36 @@ func TestMergeConflictGivesUp(t *testing.T) {
 func TestConcurrentMergesAllLand(t *testing.T) {
 	ctx := context.Background()
 	repo := seed(t, "concurrent")
-	author, err := New(ctx, srv.URL(), srv.Token(), repo)
-	if err != nil {
-		t.Fatal(err)
-	}
 	reviewer, err := New(ctx, srv.URL(), reviewerToken, repo)
 	if err != nil {
 		t.Fatal(err)
 	}
 	reviewer.mergeWait = 8 * time.Second
-	const n = 8
+	took, errs := mergeConcurrently(t, "concurrent", 8, reviewer)
+	t.Logf("8 concurrent merges took %s (mergeWait %s)", took.Round(time.Millisecond), reviewer.mergeWait)
+	for _, err := range errs {
+		if err != nil {
+			t.Error(err)
+		}
+	}
+}
+
+// mergeConcurrently opens n pull requests on repo (seeded), each adding its
+// own file, and merges them all at once as merger.
+func mergeConcurrently(tb testing.TB, repo string, n int, merger *Forge) (time.Duration, []error) {
+	tb.Helper()
+	ctx := context.Background()
+	author, err := New(ctx, srv.URL(), srv.Token(), merger.repo)
+	if err != nil {
+		tb.Fatal(err)
+	}
 	var prs []*forge.PullRequest
 	for i := range n {
 		branch := fmt.Sprintf("change-%d", i)
-		pushFile(t, "concurrent", branch, branch+".txt", branch+"\n")
+		pushFile(tb, repo, branch, branch+".txt", branch+"\n")
 		p, _, err := author.OpenPullRequest(ctx, forge.NewPullRequest{Head: branch, Base: "main", Title: branch})
 		if err != nil {
-			t.Fatal(err)
+			tb.Fatal(err)
 		}
 		prs = append(prs, p)
 	}
@@ -171,15 +185,42 @@ func TestConcurrentMergesAllLand(t *testing.T) {
 	var wg sync.WaitGroup
 	began := time.Now()
 	for i, p := range prs {
-		wg.Go(func() { _, errs[i] = reviewer.MergePullRequest(ctx, p.Number, p.Title) })
+		wg.Go(func() { _, errs[i] = merger.MergePullRequest(ctx, p.Number, p.Title) })
 	}
 	wg.Wait()
-	t.Logf("%d concurrent merges took %s (mergeWait %s)", n, time.Since(began).Round(time.Millisecond), reviewer.mergeWait)
-	for i, err := range errs {
-		if err != nil {
-			t.Errorf("merge #%d: %v", prs[i].Number, err)
+	return time.Since(began), errs
+}
+
+var benchRepos int
+
+// BenchmarkConcurrentMerges measures eight merges at once into one base,
+// with the retries jittered (what MergePullRequest does) against the same
+// backoff without jitter, where the refused mergers come back together.
+//
+//	go test -run '^$' -bench ConcurrentMerges -benchtime 3x ./internal/forge/gitea
+func BenchmarkConcurrentMerges(b *testing.B) {
+	const n = 8
+	var total [2]time.Duration
+	for range b.N {
+		for j, pause := range []func(time.Duration) time.Duration{jittered, func(d time.Duration) time.Duration { return d }} {
+			benchRepos++ // the harness calls the benchmark more than once
+			name := fmt.Sprintf("bench-%d", benchRepos)
+			repo := seed(b, name)
+			merger, err := New(context.Background(), srv.URL(), reviewerToken, repo)
+			if err != nil {
+				b.Fatal(err)
+			}
+			merger.pause = pause
+			took, errs := mergeConcurrently(b, name, n, merger)
+			if err := errors.Join(errs...); err != nil {
+				b.Fatal(err)
+			}
+			total[j] += took
 		}
 	}
+	b.ReportMetric(total[0].Seconds()/float64(b.N), "s-jittered/op")
+	b.ReportMetric(total[1].Seconds()/float64(b.N), "s-lockstep/op")
+	b.ReportMetric(float64(total[1])/float64(total[0]), "lockstep/jittered")
 }
 
 func TestPullRequestLifecycle(t *testing.T) {
