@@ -195,7 +195,7 @@ func (f *Forge) MergePullRequest(ctx context.Context, number int64, message stri
 		if base := baseSHA(p); base != lastBase || since.IsZero() {
 			lastBase, since = base, time.Now()
 		} else if time.Since(since) > f.mergeWait {
-			return nil, fmt.Errorf("gitea: merge pull request #%d of %s: still not mergeable after %s with %s unchanged (%s): it conflicts with %[4]s, or Gitea's mergeability check failed; see %[6]s", number, f.repo, f.mergeWait, p.Base.Ref, refused, p.HTMLURL)
+			return nil, fmt.Errorf("gitea: merge pull request #%d of %s: still not mergeable after %s with %s unchanged (%s): it conflicts with %[4]s, or Gitea's mergeability check failed; see %[6]s", number, f.repo, f.mergeWait, baseName(p), refused, p.HTMLURL)
 		}
 		status, msg, err := f.merge(ctx, number, headSHA(p), message)
 		switch {
@@ -225,6 +225,13 @@ func baseSHA(p *sdk.PullRequest) string {
 		return ""
 	}
 	return p.Base.Sha
+}
+
+func baseName(p *sdk.PullRequest) string {
+	if p.Base == nil || p.Base.Ref == "" {
+		return "the base branch"
+	}
+	return p.Base.Ref
 }
 
 func headSHA(p *sdk.PullRequest) string {
