@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"runtime"
 	"sort"
 	"strings"
 	"sync"
@@ -24,7 +25,7 @@ import (
 	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
-	"k8s.io/apimachinery/pkg/runtime"
+	k8sruntime "k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/client-go/kubernetes"
 	typedcorev1 "k8s.io/client-go/kubernetes/typed/core/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -84,8 +85,9 @@ func (r *Repo) Expand(s *ApplicationSet) ([]*Application, []Problem) {
 			continue
 		}
 		for _, res := range results {
+			rendered := renderAllParams(s, res.Template, res.Params)
 			for pi, p := range res.Params {
-				app, err := renderParams(s, res.Template, p)
+				app, err := rendered[pi].app, rendered[pi].err
 				element := describeParams(gen, p, pi)
 				if err != nil {
 					add("appset.render-failed", s.FieldPos(genPath), "check the template's {{…}} parameters against the generator's",
@@ -112,6 +114,44 @@ func transform(gen v1alpha1.ApplicationSetGenerator, g *generatorSet, s *Applica
 		}
 	}()
 	return generators.Transform(gen, g.all, s.Spec.Template, &s.ApplicationSet, map[string]any{}, g.client)
+}
+
+type renderedParams struct {
+	app *v1alpha1.Application
+	err error
+}
+
+// renderAllParams renders parameter sets on all CPUs, in order: Argo CD's
+// renderer builds a template with every sprig function for each string
+// field, which dominates expanding a large generator.
+func renderAllParams(s *ApplicationSet, tmpl v1alpha1.ApplicationSetTemplate, params []map[string]any) []renderedParams {
+	out := make([]renderedParams, len(params))
+	next := make(chan int)
+	var wg sync.WaitGroup
+	for range min(runtime.GOMAXPROCS(0), len(params)) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range next {
+				out[i].app, out[i].err = renderParamsSafely(s, tmpl, params[i])
+			}
+		}()
+	}
+	for i := range params {
+		next <- i
+	}
+	close(next)
+	wg.Wait()
+	return out
+}
+
+func renderParamsSafely(s *ApplicationSet, tmpl v1alpha1.ApplicationSetTemplate, p map[string]any) (app *v1alpha1.Application, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("template rendering failed: %v", r)
+		}
+	}()
+	return renderParams(s, tmpl, p)
 }
 
 // renderParams renders one parameter set as the controller's
@@ -282,7 +322,7 @@ func (r *Repo) clusterSecrets() []corev1.Secret {
 	seen := map[string]bool{}
 	for _, o := range r.ClusterSecrets {
 		var s corev1.Secret
-		if err := runtime.DefaultUnstructuredConverter.FromUnstructured(o.Object, &s); err != nil {
+		if err := k8sruntime.DefaultUnstructuredConverter.FromUnstructured(o.Object, &s); err != nil {
 			continue // validated elsewhere
 		}
 		if s.Data == nil {

@@ -243,3 +243,53 @@ func TestRealWorldSeeded(t *testing.T) {
 		})
 	}
 }
+
+// TestNoRootFoundAndNamedRoot: a repository whose only Applications are
+// inside a Helm chart nobody in the repository renders has no root; the
+// summary says so and how to name one, and naming the root file that
+// lives elsewhere (--root) checks the children the chart renders.
+func TestNoRootFoundAndNamedRoot(t *testing.T) {
+	root := realWorld(t, "helm-app-of-apps", func(root string) {
+		if err := os.RemoveAll(filepath.Join(root, "envs")); err != nil {
+			t.Fatal(err)
+		}
+	})
+	res := runRepo(t, root)
+	if res.Apps != 0 || len(res.Roots) != 0 {
+		t.Fatalf("without a root: %d applications, roots %q; want none", res.Apps, res.Roots)
+	}
+	var text strings.Builder
+	if err := WriteText(&text, res, false); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(text.String(), "roots: none found, so nothing was checked") || !strings.Contains(text.String(), "--root FILE") {
+		t.Errorf("the summary does not say that no root was found and how to name one:\n%s", text.String())
+	}
+
+	outside := filepath.Join(t.TempDir(), "root.yaml")
+	data, err := os.ReadFile(filepath.Join("testdata", "real", "helm-app-of-apps", "envs", "dev", "root.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(outside, []byte(strings.Replace(string(data), "- values-dev.yaml", "- values-dve.yaml", 1)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	res = runRepo(t, root, outside)
+	if res.Apps != 1 || len(res.Roots) != 1 {
+		t.Errorf("with --root: %d applications, roots %q; want the named root", res.Apps, res.Roots)
+	}
+	found := false
+	for _, f := range res.Findings {
+		found = found || f.Rule == "source.values-missing" && strings.Contains(f.Message, "values-dve.yaml")
+	}
+	if !found {
+		t.Errorf("the named root's mistake was not reported: %v", res.Findings)
+	}
+	if err := os.WriteFile(outside, data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	res = runRepo(t, root, outside)
+	if res.Apps != 3 || res.Count(Warning) != 0 {
+		t.Errorf("with a good --root: %d applications (want the root and its 2 children), findings %v", res.Apps, res.Findings)
+	}
+}
