@@ -21,6 +21,8 @@ import (
 	"github.com/argoproj/argo-cd/v3/applicationset/utils"
 	"github.com/argoproj/argo-cd/v3/pkg/apis/application/v1alpha1"
 	"github.com/sirupsen/logrus"
+
+	"github.com/tug-gitops/tug/internal/argocd"
 	corev1 "k8s.io/api/core/v1"
 	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -33,7 +35,7 @@ import (
 
 // ControllerNamespace is where Argo CD (and its cluster Secrets and
 // AppProjects) live when a manifest does not say.
-const ControllerNamespace = "argocd"
+const ControllerNamespace = argocd.Namespace
 
 // liveGeneratorRE finds generators that need a live service (an SCM API, a
 // cluster's duck-typed resource, a plugin server), nested or not.
