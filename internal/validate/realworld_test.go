@@ -293,3 +293,56 @@ func TestNoRootFoundAndNamedRoot(t *testing.T) {
 		t.Errorf("with a good --root: %d applications (want the root and its 2 children), findings %v", res.Apps, res.Findings)
 	}
 }
+
+// TestKustomizeBuildOptionsFromArgoCDConfig: a kustomization that loads a
+// file from outside its directory builds only with the
+// --load-restrictor LoadRestrictionsNone that the repository's argocd-cm
+// gives Argo CD; without it the same repository fails as Argo CD would.
+func TestKustomizeBuildOptionsFromArgoCDConfig(t *testing.T) {
+	files := map[string]string{
+		"root.yaml": `apiVersion: argoproj.io/v1alpha1
+kind: Application
+metadata: {name: web, namespace: argocd}
+spec:
+  project: default
+  source: {repoURL: https://github.com/acme/k.git, path: overlays/dev}
+  destination: {server: https://kubernetes.default.svc, namespace: web}
+`,
+		"overlays/dev/kustomization.yaml": "resources:\n  - ../../shared/cm.yaml\n",
+		"shared/cm.yaml":                  "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: shared}\n",
+	}
+	argocdCM := `apiVersion: v1
+kind: ConfigMap
+metadata: {name: argocd-cm, namespace: argocd}
+data:
+  kustomize.buildOptions: --load-restrictor LoadRestrictionsNone
+`
+	for _, withCM := range []bool{false, true} {
+		root := t.TempDir()
+		for rel, content := range files {
+			writeTestFile(t, root, rel, content)
+		}
+		if withCM {
+			writeTestFile(t, root, "argocd/argocd-cm.yaml", argocdCM)
+		}
+		res := runRepo(t, root)
+		failed := false
+		for _, f := range res.Findings {
+			failed = failed || f.Rule == "source.render-failed"
+		}
+		if failed == withCM {
+			t.Errorf("with argocd-cm %v: render failed %v; findings %v", withCM, failed, res.Findings)
+		}
+	}
+}
+
+func writeTestFile(t testing.TB, root, rel, content string) {
+	t.Helper()
+	p := filepath.Join(root, filepath.FromSlash(rel))
+	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
