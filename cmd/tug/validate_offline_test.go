@@ -154,6 +154,9 @@ spec:
 		cmd.Env = append(cmd.Env, v+"="+url)
 	}
 	out, err := cmd.Output()
+	if n := rec.count() - 1; n != 0 {
+		t.Errorf("tug validate opened %d network connections; it must open none offline", n)
+	}
 	if err != nil {
 		t.Fatalf("tug validate: %v\n%s", err, out)
 	}
@@ -176,9 +179,6 @@ spec:
 		if !found {
 			t.Errorf("no info finding names %s; findings:\n%s", want, out)
 		}
-	}
-	if n := rec.count() - 1; n != 0 {
-		t.Errorf("tug validate opened %d network connections; it must open none offline", n)
 	}
 }
 
