@@ -1,6 +1,7 @@
 package lab
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -195,7 +196,7 @@ func writeStatus(dir string, s *Status) error {
 
 // lockState takes the state folder's lock without waiting.
 func lockState(dir string) (func(), error) {
-	unlock, err := fsutil.Lock(filepath.Join(dir, "lock"), false)
+	unlock, err := fsutil.Lock(context.Background(), filepath.Join(dir, "lock"), false)
 	if errors.Is(err, fsutil.ErrLocked) {
 		return nil, fmt.Errorf("another tug lab supervisor is using %s: see 'tug lab status', or stop it with 'tug lab down'", dir)
 	}
