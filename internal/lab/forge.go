@@ -11,6 +11,7 @@ import (
 
 	"github.com/tug-gitops/tug/internal/config"
 	"github.com/tug-gitops/tug/internal/giteaserver"
+	"github.com/tug-gitops/tug/internal/supervisor"
 )
 
 // The forge hosts the lab's copy of the GitOps repository at the same
@@ -25,14 +26,15 @@ const (
 // repository's HEAD with its repository URL retargeted at the forge.
 func (l *Lab) startForge(ctx context.Context, bin string, port int) error {
 	srv, err := giteaserver.Start(ctx, giteaserver.Options{
-		Binary: bin, StateDir: filepath.Join(l.dir, "gitea"), Port: port, Logger: l.opts.Log,
+		Binary: bin, StateDir: l.layout.Gitea(), Port: port, Logger: l.opts.Log,
 	})
 	if err != nil {
 		return err
 	}
+	proc, _ := supervisor.Identify(srv.Pid())
 	l.mu.Lock()
-	l.forge = srv
-	l.closers = append(l.closers, func() { _ = srv.Stop(context.Background()) })
+	l.forge, l.forgeProc = srv, proc
+	l.closers = append(l.closers, func(ctx context.Context) { _ = srv.Stop(ctx) })
 	l.mu.Unlock()
 	repo, err := srv.CreateRepo(ctx, ForgeOwner, ForgeRepo)
 	if err != nil {

@@ -158,3 +158,13 @@ func forceAfter(ctx context.Context, grace time.Duration) time.Duration {
 	}
 	return max(grace, 0)
 }
+
+// GroupRSS is the resident memory of every process in the group pgid
+// leads (a component and the programs it runs), in bytes.
+func GroupRSS(pgid int) int64 {
+	var total int64
+	for _, pid := range groupMembers(pgid) {
+		total += RSS(pid)
+	}
+	return total
+}
