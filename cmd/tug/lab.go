@@ -19,6 +19,7 @@ import (
 	"github.com/spf13/cobra"
 	"sigs.k8s.io/yaml"
 
+	"github.com/tug-gitops/tug/internal/forge"
 	"github.com/tug-gitops/tug/internal/lab"
 	"github.com/tug-gitops/tug/internal/tools"
 )
@@ -401,7 +402,8 @@ func newLabEnvCmd(f *labFlags) *cobra.Command {
 			}
 			fmt.Fprintf(w, "# Credentials are not printed. Argo CD's operator password and deployer token:\n")
 			fmt.Fprintf(w, "#   kubectl -n argocd get secret tug-credentials -o jsonpath='{.data.operator-password}' | base64 -d\n")
-			fmt.Fprintf(w, "# The forge's admin token is in %s (mode 0600).\n", layout.ForgeTokenFile())
+			// The token file's path is no secret; the token stays in it.
+			fmt.Fprintf(w, "export %s=%q\n", forge.TokenFileEnv, layout.ForgeTokenFile())
 			return nil
 		},
 	}
@@ -418,7 +420,7 @@ Try:
   kubectl get applications -n argocd
   %[7]s status
   %[7]s verify drift backend-dev
-  eval "$(%[7]s lab env)"      # exports KUBECONFIG, ARGOCD_SERVER, TUG_FORGE_URL; prints no secret
+  eval "$(%[7]s lab env)"      # exports KUBECONFIG, ARGOCD_SERVER, TUG_FORGE_URL, TUG_FORGE_TOKEN_FILE; prints no secret
   %[7]s lab down
 `, st.Name, st.Endpoints["kubernetes"], lab.ContextName(st.Name), st.Endpoints["argocd"], st.Endpoints["forge"], st.Endpoints["repository"], invokedAs())
 }

@@ -15,7 +15,7 @@ import (
 // waitApps waits until the root Application and every Application it
 // manages are Synced and Healthy, with tug wait's own logic.
 func (l *Lab) waitApps(ctx context.Context) error {
-	cfg, err := l.RESTConfig()
+	cfg, err := l.restConfig()
 	if err != nil {
 		return err
 	}

@@ -324,7 +324,7 @@ func (l *Lab) startArgoCD(ctx context.Context, early *argoEarly, forgeReady <-ch
 			return err
 		}
 	}
-	cfg, err := l.RESTConfig()
+	cfg, err := l.restConfig()
 	if err != nil {
 		return err
 	}
@@ -332,7 +332,7 @@ func (l *Lab) startArgoCD(ctx context.Context, early *argoEarly, forgeReady <-ch
 	if err := <-forgeReady; err != nil {
 		return err
 	}
-	if _, err := bootstrap.ApplyRoot(ctx, cfg, l.opts.RepoRoot, l.ForgeRepoURL()); err != nil {
+	if _, err := bootstrap.ApplyRoot(ctx, cfg, l.opts.RepoRoot, l.forgeRepoURL()); err != nil {
 		return fmt.Errorf("apply the root Application: %w", err)
 	}
 	if err := fsutil.WriteFileAtomic(marker, []byte(time.Now().UTC().Format(time.RFC3339)+"\n"), 0o600); err != nil {
@@ -342,7 +342,7 @@ func (l *Lab) startArgoCD(ctx context.Context, early *argoEarly, forgeReady <-ch
 	l.status.Endpoints["argocd"] = "https://127.0.0.1:" + strconv.Itoa(l.ports.lookup("argocd-server/https"))
 	l.status.Endpoints["kubernetes"] = l.apiServer
 	l.status.Endpoints["forge"] = l.forge.URL()
-	l.status.Endpoints["repository"] = l.ForgeRepoURL()
+	l.status.Endpoints["repository"] = l.forgeRepoURL()
 	l.mu.Unlock()
 	return nil
 }
@@ -351,7 +351,7 @@ func (l *Lab) startArgoCD(ctx context.Context, early *argoEarly, forgeReady <-ch
 // CD's custom resources before the controllers list them (bootstrap does it
 // on a new cluster; see kube.Client.OpenCRDStorage).
 func (l *Lab) openCRDStorage(ctx context.Context, install []*unstructured.Unstructured) error {
-	cfg, err := l.RESTConfig()
+	cfg, err := l.restConfig()
 	if err != nil {
 		return err
 	}
@@ -378,14 +378,14 @@ func (l *Lab) waitAPIComponents(ctx context.Context) error {
 // bootstrapArgoCD runs tug bootstrap's code against the lab, excluding the
 // workloads the lab runs itself, then adds the lab's own Secrets.
 func (l *Lab) bootstrapArgoCD(ctx context.Context, early *argoEarly, resumed bool) error {
-	cfg, err := l.RESTConfig()
+	cfg, err := l.restConfig()
 	if err != nil {
 		return err
 	}
 	began := time.Now()
 	out := &stampedWriter{start: began}
 	opts := bootstrap.Options{
-		RESTConfig: cfg, RepoRoot: l.opts.RepoRoot, RepoURL: l.ForgeRepoURL(),
+		RESTConfig: cfg, RepoRoot: l.opts.RepoRoot, RepoURL: l.forgeRepoURL(),
 		Exclude: bootstrap.IsWorkload, Out: out, Install: early.objs,
 		DeferRootApplication: true, // applied once the controller runs
 	}

@@ -296,7 +296,7 @@ func (l *Lab) ensureNode(ctx context.Context) error {
 }
 
 func (l *Lab) clientset() (*kubernetes.Clientset, error) {
-	cfg, err := l.RESTConfig()
+	cfg, err := l.restConfig()
 	if err != nil {
 		return nil, err
 	}

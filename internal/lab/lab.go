@@ -133,7 +133,7 @@ func Start(ctx context.Context, opts Options) (*Lab, error) {
 	}
 	l := &Lab{opts: opts, dir: dir, layout: layout, start: time.Now(), last: time.Now(), lock: lock, self: supervisor.Self(), comps: map[string]component{}}
 	l.sup = supervisor.New(supervisor.Options{Log: opts.Log, OnChange: l.writeStatus})
-	l.status = Status{Name: opts.Name, StateDir: dir, Phase: PhaseBuilding, Supervisor: l.self.PID, SupervisorStart: l.self.Start, Kubeconfig: l.Kubeconfig(), Endpoints: map[string]string{}}
+	l.status = Status{Name: opts.Name, StateDir: dir, Phase: PhaseBuilding, Supervisor: l.self.PID, SupervisorStart: l.self.Start, Kubeconfig: l.kubeconfig(), Endpoints: map[string]string{}}
 	// Written before anything else, so 'tug lab down' finds a lab that is
 	// still building its programs.
 	l.writeStatus()
@@ -308,20 +308,17 @@ func (l *Lab) goBackground(f func()) {
 	}()
 }
 
-// Kubeconfig is the administrator's kubeconfig for this lab.
-func (l *Lab) Kubeconfig() string { return l.layout.AdminKubeconfig() }
+// kubeconfig is the administrator's kubeconfig for this lab.
+func (l *Lab) kubeconfig() string { return l.layout.AdminKubeconfig() }
 
-// StateDir is where the lab keeps everything.
-func (l *Lab) StateDir() string { return l.dir }
-
-// RESTConfig returns the administrator's client configuration.
-func (l *Lab) RESTConfig() (*rest.Config, error) {
+// restConfig returns the administrator's client configuration.
+func (l *Lab) restConfig() (*rest.Config, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.restCfg != nil {
 		return rest.CopyConfig(l.restCfg), nil
 	}
-	cfg, err := clientcmd.BuildConfigFromFlags("", l.Kubeconfig())
+	cfg, err := clientcmd.BuildConfigFromFlags("", l.kubeconfig())
 	if err != nil {
 		return nil, err
 	}
@@ -334,7 +331,7 @@ func (l *Lab) writeAdminKubeconfigs() error {
 	if !l.opts.UpdateUserKubeconfig {
 		return nil
 	}
-	return mergeIntoUserKubeconfig(UserKubeconfigPath(), l.Kubeconfig(), ContextName(l.opts.Name), true)
+	return mergeIntoUserKubeconfig(UserKubeconfigPath(), l.kubeconfig(), ContextName(l.opts.Name), true)
 }
 
 // Stop stops every component at once (each after its clients), the
@@ -364,10 +361,8 @@ func (l *Lab) Stop(ctx context.Context) error {
 	return err
 }
 
-// Status reports every component, probing each one's health now.
-func (l *Lab) Status(ctx context.Context) Status { return l.snapshot(ctx, true) }
-
-func (l *Lab) snapshot(ctx context.Context, probe bool) Status {
+// snapshot is the lab's status as the supervisor knows it, for status.json.
+func (l *Lab) snapshot() Status {
 	l.mu.Lock()
 	s := l.status
 	comps := make(map[string]component, len(l.comps))
@@ -380,13 +375,7 @@ func (l *Lab) snapshot(ctx context.Context, probe bool) Status {
 	for _, ps := range l.sup.Status() {
 		c := comps[ps.Name]
 		cs := ComponentStatus{Name: ps.Name, PID: ps.PID, StartTime: ps.Start, State: string(ps.State), Ports: c.Ports, Restarts: ps.Restarts, Error: ps.Error, Log: ps.Log}
-		if probe && c.Ready != nil {
-			pctx, cancel := context.WithTimeout(ctx, 2*time.Second)
-			cs.Healthy = c.Ready(pctx) == nil
-			cancel()
-		} else {
-			cs.Healthy = ps.State == supervisor.StateRunning && cs.Error == ""
-		}
+		cs.Healthy = ps.State == supervisor.StateRunning && cs.Error == ""
 		s.Components = append(s.Components, cs)
 	}
 	if forge != nil {
@@ -399,22 +388,6 @@ func (l *Lab) snapshot(ctx context.Context, probe bool) Status {
 	}
 	s.sortComponents()
 	return s
-}
-
-// Component returns the named component's status.
-func (l *Lab) Component(name string) (ComponentStatus, error) {
-	for _, c := range l.snapshot(context.Background(), false).Components {
-		if c.Name == name {
-			return c, nil
-		}
-	}
-	return ComponentStatus{}, fmt.Errorf("no component %q in this lab", name)
-}
-
-// WaitComponentHealthy waits until the named component is up and ready
-// again (after a crash and restart, say).
-func (l *Lab) WaitComponentHealthy(ctx context.Context, name string, timeout time.Duration) error {
-	return l.waitReady(ctx, name, timeout)
 }
 
 // Supervise keeps the status file fresh until ctx ends.
@@ -469,15 +442,8 @@ func (l *Lab) setPhase(phase string, err error) {
 }
 
 func (l *Lab) writeStatus() {
-	s := l.snapshot(context.Background(), false)
+	s := l.snapshot()
 	if err := writeStatus(l.dir, &s); err != nil {
 		l.opts.Log.Warn("write status", "err", err)
 	}
-}
-
-// Timings returns how long each phase of Start took.
-func (l *Lab) Timings() []PhaseTiming {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return append([]PhaseTiming(nil), l.status.Timings...)
 }
