@@ -9,6 +9,7 @@ package lifecycle
 import (
 	"bytes"
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"os"
@@ -370,4 +371,77 @@ func (s *syncBuffer) String() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.b.String()
+}
+
+// A full disk under the state folder: `lab up` fails with an error that
+// says so, `lab down` still stops a lab that was building when the disk
+// filled, and once there is room again the next `up` finds its state
+// intact (status.json is replaced whole or not at all) and starts.
+func TestFullDiskIsAClearErrorAndCorruptsNothing(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("mounting a small tmpfs needs root")
+	}
+	s := newStallLab(t, "full")
+	if err := os.MkdirAll(s.root, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size=256k,mode=0700", "tug-lab-test", s.root).CombinedOutput(); err != nil {
+		t.Skipf("cannot mount a tmpfs here: %v %s", err, out)
+	}
+	// Cleanups run last-registered first: this one stops the lab (nothing
+	// may hold a file there) before it unmounts, and before newStallLab's.
+	t.Cleanup(func() {
+		_, _ = s.tug("lab", "down")
+		if out, err := exec.Command("umount", s.root).CombinedOutput(); err != nil {
+			t.Errorf("umount %s: %v %s", s.root, err, out)
+		}
+	})
+	up := s.up("--background")
+	procs := s.building()
+	filler := filepath.Join(s.root, "filler")
+	fill(t, filler)
+	_ = up.cmd.Process.Signal(os.Interrupt)
+	_ = up.wait(t, time.Minute)
+
+	out, err := s.tug("lab", "down")
+	if err != nil || !strings.Contains(out, "was building") {
+		t.Fatalf("lab down with the disk full: %v\n%s", err, out)
+	}
+	s.nothingLeft(procs)
+
+	third := s.up()
+	if err := third.wait(t, time.Minute); err == nil || !strings.Contains(third.out.String(), "no space left on device") {
+		t.Fatalf("lab up on a full disk: %v, want an error saying the disk is full:\n%s", err, third.out)
+	}
+	if err := os.Remove(filler); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := lab.ReadStatus(s.layout.Dir); err != nil {
+		t.Fatalf("status.json after the disk filled: %v", err)
+	}
+	s.up("--background")
+	procs = s.building()
+	if out, err := s.tug("lab", "down"); err != nil || !strings.Contains(out, "was building") {
+		t.Fatalf("lab down: %v\n%s", err, out)
+	}
+	s.nothingLeft(procs)
+}
+
+// fill writes to path until the disk is full.
+func fill(t *testing.T, path string) {
+	t.Helper()
+	f, err := os.Create(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	buf := make([]byte, 4096)
+	for {
+		if _, err := f.Write(buf); err != nil {
+			if !errors.Is(err, syscall.ENOSPC) {
+				t.Fatalf("filling the disk: %v", err)
+			}
+			return
+		}
+	}
 }

@@ -135,8 +135,13 @@ func Start(ctx context.Context, opts Options) (*Lab, error) {
 	l.sup = supervisor.New(supervisor.Options{Log: opts.Log, OnChange: l.writeStatus})
 	l.status = Status{Name: opts.Name, StateDir: dir, Phase: PhaseBuilding, Supervisor: l.self.PID, SupervisorStart: l.self.Start, Kubeconfig: l.kubeconfig(), Endpoints: map[string]string{}}
 	// Written before anything else, so 'tug lab down' finds a lab that is
-	// still building its programs.
-	l.writeStatus()
+	// still building its programs; a lab that cannot record itself could
+	// not be found, so it does not start.
+	first := l.snapshot()
+	if err := writeStatus(dir, &first); err != nil {
+		lock.Release()
+		return nil, fmt.Errorf("cannot write the lab's status in %s: %w", dir, err)
+	}
 	upCtx, cancel := context.WithCancel(ctx)
 	err = l.up(upCtx)
 	cancel()

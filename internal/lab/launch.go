@@ -102,6 +102,11 @@ func Launch(ctx context.Context, o LaunchOptions) (*Status, error) {
 		return nil, err
 	}
 	defer logf.Close()
+	// A full disk shows here, before a supervisor starts that could not
+	// say why it stopped (its log is on the same disk).
+	if _, err := fmt.Fprintf(logf, "tug lab up: starting the supervisor at %s\n", time.Now().UTC().Format(time.RFC3339)); err != nil {
+		return nil, fmt.Errorf("cannot write to the lab's state folder %s: %w", layout.Dir, err)
+	}
 	args := append(append([]string(nil), o.SuperviseArgs[1:]...), "--name", o.Name, "--repo", o.RepoRoot)
 	if o.StateRoot != "" {
 		args = append(args, "--state-dir", o.StateRoot)
