@@ -46,6 +46,9 @@ func Down(ctx context.Context, dir string) (*DownResult, error) {
 		return nil, stErr
 	}
 	res := &DownResult{Was: PhaseStopped}
+	if held && holder.PID == 0 && st != nil {
+		holder = unrecordedHolder(st)
+	}
 	if held {
 		res.Was, res.Supervisor = phaseOf(st, holder), holder.PID
 		res.Killed = stopSupervisor(ctx, layout, holder)
@@ -96,6 +99,17 @@ func lockHolder(ctx context.Context, layout Layout) (supervisor.Proc, bool, erro
 		case <-time.After(50 * time.Millisecond):
 		}
 	}
+}
+
+// unrecordedHolder finds a supervisor that holds the lock without having
+// written itself into it (one started by an earlier tug): the status
+// file's supervisor pid, if that process is a lab supervisor.
+func unrecordedHolder(st *Status) supervisor.Proc {
+	if st.Supervisor <= 0 || !strings.Contains(supervisor.Cmdline(st.Supervisor), "lab supervise") {
+		return supervisor.Proc{}
+	}
+	p, _ := supervisor.Identify(st.Supervisor)
+	return p
 }
 
 // phaseOf says what a live supervisor is doing, in Down's words.
