@@ -109,10 +109,26 @@ type Options struct {
 
 // Supervisor runs processes until Stop.
 type Supervisor struct {
-	opts    Options
-	mu      sync.Mutex
-	procs   []*Process
-	stopped bool
+	opts     Options
+	mu       sync.Mutex
+	procs    []*Process
+	cleanups []cleanup
+	stopped  bool
+}
+
+type cleanup struct {
+	name string
+	f    func(context.Context) error
+}
+
+// AddCleanup registers f to run when Stop has stopped every process:
+// undoing what was set up on the host for them (a mount, a network
+// namespace, a route) once nothing uses it. Cleanups run one after
+// another, the last added first, each with Stop's context.
+func (s *Supervisor) AddCleanup(name string, f func(context.Context) error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.cleanups = append(s.cleanups, cleanup{name, f})
 }
 
 // New returns a supervisor with no processes.
@@ -186,10 +202,11 @@ func (s *Supervisor) Status() []Status {
 }
 
 // Stop stops every process at once, each after those its StopAfter names
-// have exited, and returns when all have exited or ctx ends, whichever
-// comes first: a process still running when ctx's deadline nears is
-// killed (SIGKILL), and one still running when ctx ends is named in the
-// error. No process starts or restarts once Stop has begun.
+// have exited, then runs the cleanups (AddCleanup). It returns when all
+// that is done or ctx ends, whichever comes first: a process still running
+// when ctx's deadline nears is killed (SIGKILL), and one still running
+// when ctx ends is named in the error. No process starts or restarts once
+// Stop has begun.
 func (s *Supervisor) Stop(ctx context.Context) error {
 	s.mu.Lock()
 	s.stopped = true
@@ -217,6 +234,15 @@ func (s *Supervisor) Stop(ctx context.Context) error {
 		}()
 	}
 	wg.Wait()
+	s.mu.Lock()
+	cleanups := s.cleanups
+	s.cleanups = nil
+	s.mu.Unlock()
+	for i := len(cleanups) - 1; i >= 0; i-- {
+		if err := cleanups[i].f(ctx); err != nil {
+			errs = append(errs, fmt.Errorf("cleanup %s: %w", cleanups[i].name, err))
+		}
+	}
 	return errors.Join(errs...)
 }
 

@@ -435,3 +435,29 @@ func TestSIGKILLedSupervisorLeavesWhatItsRecordsStop(t *testing.T) {
 		}
 	}
 }
+
+// Cleanups undo host state once no process uses it: after every process
+// has exited, the last added first, and their errors are reported.
+func TestCleanupsRunAfterTheProcessesInReverse(t *testing.T) {
+	s := New(Options{})
+	p := mustStart(t, s, Spec{Name: "user", Path: "sleep", Args: []string{"300"}})
+	var order []string
+	add := func(name string, err error) {
+		s.AddCleanup(name, func(context.Context) error {
+			if p.Status().Alive() {
+				t.Errorf("cleanup %s ran while the process still runs", name)
+			}
+			order = append(order, name)
+			return err
+		})
+	}
+	add("mount", nil)
+	add("route", errors.New("no such route"))
+	err := s.Stop(context.Background())
+	if got := strings.Join(order, ","); got != "route,mount" {
+		t.Fatalf("cleanups ran as %s, want route,mount", got)
+	}
+	if err == nil || !strings.Contains(err.Error(), "cleanup route: no such route") {
+		t.Fatalf("Stop = %v, want the failed cleanup named", err)
+	}
+}
