@@ -78,9 +78,13 @@ func (v *validator) checkSharedResources(rendered []*renderedApp) {
 				continue
 			}
 			mine[key] = true
-			if first, ok := owner[key]; ok && first != ra.app {
-				v.add(newFinding("apps.shared-resource", ra.app.FieldPos("spec.destination"), "let exactly one Application own each resource",
-					"Application %q and Application %q both manage %s %s", ra.app.Name, first.Name, kindName(gk.Group, gk.Kind), path.Join(ns, o.GetName())))
+			if first, ok := owner[key]; ok {
+				// Two declarations of one Application are not two owners:
+				// apps.duplicate-name reports them.
+				if appKey(first) != appKey(ra.app) {
+					v.add(newFinding("apps.shared-resource", ra.app.FieldPos("spec.destination"), "let exactly one Application own each resource",
+						"Application %q and Application %q both manage %s %s", ra.app.Name, first.Name, kindName(gk.Group, gk.Kind), path.Join(ns, o.GetName())))
+				}
 				continue
 			}
 			owner[key] = ra.app
@@ -105,10 +109,13 @@ func (v *validator) checkReachability(rendered []*renderedApp) {
 		}
 		return false
 	}
-	byKey := map[string]*renderedApp{}
+	// Every declaration of a name: a root that renders an Application
+	// deploys whichever copy Argo CD keeps, so no copy is unreachable (the
+	// copies are reported once, as apps.duplicate-name).
+	byKey := map[string][]*renderedApp{}
 	for _, ra := range rendered {
 		if ra != nil {
-			byKey[appKey(ra.app)] = ra
+			byKey[appKey(ra.app)] = append(byKey[appKey(ra.app)], ra)
 		}
 	}
 	reached := map[*repo.Application]bool{}
@@ -132,9 +139,11 @@ func (v *validator) checkReachability(rendered []*renderedApp) {
 				if ns == "" {
 					ns = ra.app.Spec.Destination.Namespace
 				}
-				if child, ok := byKey[ns+"/"+o.GetName()]; ok && !reached[child.app] {
-					reached[child.app] = true
-					queue = append(queue, child)
+				for _, child := range byKey[ns+"/"+o.GetName()] {
+					if !reached[child.app] {
+						reached[child.app] = true
+						queue = append(queue, child)
+					}
 				}
 			case "ApplicationSet":
 				for _, c := range rendered {

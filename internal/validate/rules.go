@@ -80,6 +80,7 @@ var Rules = []Rule{
 	{"apps.duplicate-name", Error, "two Applications have the same name in a namespace", "Argo CD keeps only one of them."},
 	{"apps.shared-resource", Error, "two Applications manage the same resource", "Both would sync the same group/kind/namespace/name and fight over it (SharedResourceWarning)."},
 	{"apps.unreachable", Info, "an Application is not deployed by any root", "Applications are followed from the roots (Applications no other Application's source contains); this one sits inside an app-of-apps source but is not rendered by it."},
+	{"apps.retry-no-refresh", Warning, "an automated Application retries a failed sync without refresh", "Argo CD retries a failed automated sync at the commit that failed (5 times from 5 s up to 3 min when syncPolicy.retry is not set) and starts no other sync meanwhile, so a fix or revert merged after a commit that fails at sync time waits minutes for the retries to run out. Fix: set syncPolicy.retry.refresh: true (Argo CD 3.2+) next to limit and backoff, so every retry syncs the branch's latest commit. retry.limit: 0 (no retries) is not reported."},
 }
 
 var ruleByID = func() map[string]Rule {

@@ -69,6 +69,7 @@ func Run(ctx context.Context, r *repo.Repo, opts Options) (*Result, error) {
 	v.schemas = schemas
 
 	v.checkDuplicateNames()
+	v.checkRetryRefresh()
 	rendered := make([]*renderedApp, len(r.Applications))
 	g, gctx := errgroup.WithContext(ctx)
 	limit := opts.Parallel
