@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/argoproj/argo-cd/v3/pkg/apis/application/v1alpha1"
+	synccommon "github.com/argoproj/gitops-engine/pkg/sync/common"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/dynamic"
 )
@@ -24,6 +25,11 @@ type Op struct {
 	Revision  string   `json:"revision,omitempty"`
 	Revisions []string `json:"revisions,omitempty"`
 	Message   string   `json:"message,omitempty"`
+	// Failed are the resources the last attempt could not sync, with
+	// Argo CD's reason ("ClusterRole/x: resource … is not permitted in
+	// project shop"): the operation's message alone often only says "one
+	// or more synchronization tasks are not valid".
+	Failed []string `json:"failedResources,omitempty"`
 	// RetryCount is how many times the sync failed and was retried;
 	// RetryLimit how many retries it may make (negative: no limit).
 	RetryCount int64 `json:"retryCount,omitempty"`
@@ -57,6 +63,13 @@ func operationOf(a *v1alpha1.Application) *Op {
 		op.Revision, op.Revisions = r.Revision, r.Revisions
 	} else if s := st.Operation.Sync; s != nil {
 		op.Revision, op.Revisions = s.Revision, s.Revisions
+	}
+	if r := st.SyncResult; r != nil {
+		for _, res := range r.Resources {
+			if res.Status == synccommon.ResultCodeSyncFailed {
+				op.Failed = append(op.Failed, fmt.Sprintf("%s/%s: %s", res.Kind, res.Name, oneLine(res.Message)))
+			}
+		}
 	}
 	if a.Spec.HasMultipleSources() {
 		op.Revision = ""
@@ -138,9 +151,17 @@ func (o *Op) Describe(max int) string {
 	if o.RetryCount > 0 {
 		s += ", " + o.attemptText()
 	}
-	if msg := oneLine(o.Message); msg != "" {
-		if max > 0 && len(msg) > max {
-			msg = msg[:max] + "…"
+	msg := oneLine(o.Message)
+	if n := len(o.Failed); n > 0 {
+		msg += " (" + o.Failed[0]
+		if n > 1 {
+			msg += fmt.Sprintf("; %d more", n-1)
+		}
+		msg += ")"
+	}
+	if msg != "" {
+		if r := []rune(msg); max > 0 && len(r) > max {
+			msg = string(r[:max]) + "…"
 		}
 		s += ": " + msg
 	}

@@ -177,3 +177,25 @@ func TestOperationNextRetryFollowsArgoCDsBackoff(t *testing.T) {
 		t.Errorf("advice %q does not say when", got)
 	}
 }
+
+func TestOperationNamesTheResourcesThatFailed(t *testing.T) {
+	// A kind the project does not permit: Argo CD's operation message is
+	// generic, the reason is on the resource.
+	a := retrying("e2e", shaNew, shaOld, true)
+	st := a.Status.OperationState
+	st.Message = "one or more synchronization tasks are not valid. Retrying attempt #2 at 1:05PM."
+	st.SyncResult.Resources = v1alpha1.ResourceResults{
+		{Group: "", Kind: "ConfigMap", Name: "e2e", Status: synccommon.ResultCodeSynced, Message: "configmap/e2e configured"},
+		{Group: "rbac.authorization.k8s.io", Kind: "ClusterRole", Name: "e2e", Status: synccommon.ResultCodeSyncFailed,
+			Message: "resource rbac.authorization.k8s.io:ClusterRole is not permitted in project shop"},
+	}
+	got := operationOf(&a).Describe(0)
+	want := "sync of 2222222 Running, attempt 2 of 8: one or more synchronization tasks are not valid. Retrying attempt #2 at 1:05PM. " +
+		"(ClusterRole/e2e: resource rbac.authorization.k8s.io:ClusterRole is not permitted in project shop)"
+	if got != want {
+		t.Errorf("Describe = %q\nwant       %q", got, want)
+	}
+	if short := operationOf(&a).Describe(20); !strings.HasSuffix(short, "…") || len([]rune(short)) > len("sync of 2222222 Running, attempt 2 of 8: ")+21 {
+		t.Errorf("Describe(20) = %q, want the message cut to 20 characters", short)
+	}
+}

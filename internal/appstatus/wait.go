@@ -326,7 +326,7 @@ func judge(a *v1alpha1.Application, revision string, repos map[string]bool) Stat
 	if op.Active() {
 		// Whatever the sync status says, Argo CD starts no other sync while
 		// this one runs or waits to retry.
-		reasons = append(reasons, op.Describe(160))
+		reasons = append(reasons, op.Describe(240))
 		s.StaleOp = op.Retrying() && atRevision && s.Target != "" && op.known() && !op.Targets(s.Target) && !a.Spec.HasMultipleSources()
 		if s.StaleOp {
 			s.Advice = op.Advice(a.Name, s.Target, time.Now())
@@ -352,7 +352,7 @@ func judge(a *v1alpha1.Application, revision string, repos map[string]bool) Stat
 	if op != nil && (op.Phase == "Failed" || op.Phase == "Error") && s.Target != "" && op.Targets(s.Target) &&
 		s.Sync == string(v1alpha1.SyncStatusCodeOutOfSync) && atRevision && a.DeletionTimestamp == nil {
 		s.Failed = true
-		reasons = append(reasons, op.Describe(160))
+		reasons = append(reasons, op.Describe(240))
 		s.Reason = strings.Join(reasons, ", ")
 	}
 	return s
