@@ -14,6 +14,7 @@ import (
 	"golang.org/x/term"
 
 	"github.com/tug-gitops/tug/internal/appstatus"
+	"github.com/tug-gitops/tug/internal/output"
 )
 
 func newWaitCmd() *cobra.Command {
@@ -22,7 +23,7 @@ func newWaitCmd() *cobra.Command {
 		all       bool
 		revision  string
 		timeout   time.Duration
-		output    string
+		format    output.Format
 		namespace string
 		terminate bool
 		yes       bool
@@ -80,9 +81,6 @@ conditions, sync operation and unhealthy resources; 2 on misuse.`,
 			if len(args) > 0 && all {
 				return usageError{errors.New("give either APP names or --all, not both")}
 			}
-			if err := checkOutput(output, "text", "json", "yaml"); err != nil {
-				return err
-			}
 			if yes && !terminate {
 				return usageError{errors.New("--yes only confirms --terminate-stale; pass both or neither")}
 			}
@@ -91,7 +89,7 @@ conditions, sync operation and unhealthy resources; 2 on misuse.`,
 				if !yes && !isTerminal(os.Stdin) {
 					return usageError{errors.New("--terminate-stale asks before ending an operation, and stdin is not a terminal: add --yes to end stale operations without asking")}
 				}
-				confirm = confirmTerminate(cmd.InOrStdin(), os.Stderr, yes)
+				confirm = confirmTerminate(cmd.InOrStdin(), cmd.ErrOrStderr(), yes)
 			}
 			dyn, err := kf.dynamic()
 			if err != nil {
@@ -100,17 +98,17 @@ conditions, sync operation and unhealthy resources; 2 on misuse.`,
 			ctx, cancel := context.WithTimeout(cmd.Context(), timeout)
 			defer cancel()
 			res, err := appstatus.Wait(ctx, dyn, appstatus.WaitOptions{
-				Namespace: namespace, Apps: args, All: all, Revision: revision, Progress: os.Stderr,
+				Namespace: namespace, Apps: args, All: all, Revision: revision, Progress: cmd.ErrOrStderr(),
 				TerminateStale: confirm,
 			})
-			if res != nil && output != "text" {
-				if werr := writeData(cmd.OutOrStdout(), output, res); werr != nil {
+			if res != nil && !format.Human() {
+				if werr := format.Write(cmd.OutOrStdout(), res, nil); werr != nil {
 					return werr
 				}
 			}
 			switch {
 			case err == nil:
-				if output == "text" {
+				if format.Human() {
 					at := ""
 					if revision != "" {
 						at = " at " + appstatus.ShortRevision(revision)
@@ -126,9 +124,9 @@ conditions, sync operation and unhealthy resources; 2 on misuse.`,
 				case errors.Is(err, appstatus.ErrSyncFailed):
 					reason = "sync failed; Argo CD will not retry this revision"
 				}
-				fmt.Fprintf(os.Stderr, "Not ready (%s):\n", reason)
+				fmt.Fprintf(cmd.ErrOrStderr(), "Not ready (%s):\n", reason)
 				if res != nil {
-					appstatus.WriteFailure(os.Stderr, res)
+					appstatus.WriteFailure(cmd.ErrOrStderr(), res)
 				}
 				return errFindings
 			default:
@@ -140,7 +138,7 @@ conditions, sync operation and unhealthy resources; 2 on misuse.`,
 	cmd.Flags().BoolVar(&all, "all", false, "wait for every Application in the namespace")
 	cmd.Flags().StringVar(&revision, "revision", "", "Git commit SHA the apps must be synced to (full or 7+ characters)")
 	cmd.Flags().DurationVar(&timeout, "timeout", 5*time.Minute, "give up after this long")
-	cmd.Flags().StringVarP(&output, "output", "o", "text", "output format: text, json or yaml (the final state of every app)")
+	bindOutputFlag(cmd, &format, output.Text, output.JSON, output.YAML)
 	cmd.Flags().StringVarP(&namespace, "namespace", "n", appstatus.DefaultNamespace, "namespace of the Applications")
 	cmd.Flags().BoolVar(&terminate, "terminate-stale", false, "end a sync that keeps retrying another revision than the one waited for (like argocd app terminate-op), after asking")
 	cmd.Flags().BoolVar(&yes, "yes", false, "with --terminate-stale: end stale operations without asking")
