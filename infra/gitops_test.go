@@ -101,6 +101,11 @@ func TestApplicationsSyncPolicy(t *testing.T) {
 		}
 		if r := sp.Retry; r == nil || r.Limit <= 0 || r.Backoff == nil || r.Backoff.Duration == "" || r.Backoff.MaxDuration == "" {
 			t.Errorf("%s: retry must set a limit and a backoff (duration, factor, maxDuration), got %+v", at, r)
+		} else if !r.Refresh {
+			// Without refresh every retry re-syncs the commit that failed,
+			// and no automated sync of a later commit (the fix) can start
+			// until the retries run out: minutes with this backoff.
+			t.Errorf("%s: retry.refresh is not true: a fix merged after a failing sync would wait for every retry of the broken commit", at)
 		}
 		if !app.IsFinalizerPresent(v1alpha1.ResourcesFinalizerName) {
 			t.Errorf("%s: finalizer %s missing: deleting the app would orphan its resources", at, v1alpha1.ResourcesFinalizerName)

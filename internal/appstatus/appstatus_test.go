@@ -182,7 +182,7 @@ func TestEvaluateDegradedFailsOnlyAtTheWantedRevision(t *testing.T) {
 	}
 	apps[0].Status.Sync.Revision = shaNew
 	s = Evaluate(apps, WaitOptions{Apps: []string{"backend-dev"}, Revision: shaNew})
-	if !s[0].Failed || !failed(s) {
+	if !s[0].Failed || failed(s) != ErrDegraded {
 		t.Error("Degraded at the wanted revision did not fail")
 	}
 	// Still being worked on: a sync running, OutOfSync, or being deleted.
@@ -209,7 +209,7 @@ func TestEvaluateMissingAndRunningAndErrors(t *testing.T) {
 	invalid := app("b", "Unknown", "Unknown", "")
 	invalid.Status.Conditions = []v1alpha1.ApplicationCondition{{Type: "InvalidSpecError", Message: "x"}}
 	states := Evaluate([]v1alpha1.Application{running, invalid}, WaitOptions{Apps: []string{"a", "b", "c"}})
-	if states[0].Ready || !strings.Contains(states[0].Reason, "sync running") {
+	if states[0].Ready || !strings.Contains(states[0].Reason, "Running") {
 		t.Errorf("running sync: %+v", states[0])
 	}
 	if states[1].Ready || !strings.Contains(states[1].Reason, "InvalidSpecError") {

@@ -21,6 +21,11 @@ func WriteTable(w io.Writer, trees []*App) error {
 	walk = func(a *App, prefix, childPrefix string) {
 		fmt.Fprintf(tw, "%s%s\t%s\t%s\t%s\t%s\n", prefix, a.Name, a.Sync, a.Health, revisionText(a), a.Project)
 		var lines []string
+		// An operation still going, or one that failed, is shown whatever
+		// the sync status says: while it retries, Argo CD syncs nothing else.
+		if op := a.Op; op != nil && op.Phase != "Succeeded" {
+			lines = append(lines, childPrefix+"  ~ "+operationNote(a, op))
+		}
 		for _, c := range a.Conditions {
 			lines = append(lines, fmt.Sprintf("%s  ! %s: %s", childPrefix, c.Type, oneLine(c.Message)))
 		}
@@ -64,3 +69,16 @@ func revisionText(a *App) string {
 }
 
 func oneLine(s string) string { return strings.Join(strings.Fields(s), " ") }
+
+// operationNote is the status line of an operation that is still going or
+// failed, saying when it works on another revision than the app shows.
+func operationNote(a *App, op *Op) string {
+	note := op.Describe(200)
+	if !op.Active() {
+		return "last " + note
+	}
+	if a.Revision != "" && len(a.Revisions) == 0 && !op.Targets(a.Revision) {
+		note += " (not " + ShortRevision(a.Revision) + ", the revision shown)"
+	}
+	return note
+}

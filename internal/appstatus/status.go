@@ -50,11 +50,13 @@ type App struct {
 	Health    string `json:"health"`
 	// Revision is the commit (or chart version) Argo CD last compared to;
 	// Revisions has one per source for multi-source apps.
-	Revision   string      `json:"revision,omitempty"`
-	Revisions  []string    `json:"revisions,omitempty"`
-	RepoURLs   []string    `json:"repoURLs,omitempty"`
-	Operation  string      `json:"operation,omitempty"` // phase of the last/current sync operation
-	OpMessage  string      `json:"operationMessage,omitempty"`
+	Revision  string   `json:"revision,omitempty"`
+	Revisions []string `json:"revisions,omitempty"`
+	RepoURLs  []string `json:"repoURLs,omitempty"`
+	Operation string   `json:"operation,omitempty"` // phase of the last/current sync operation
+	OpMessage string   `json:"operationMessage,omitempty"`
+	// Op is that operation in full: its revision, retries and message.
+	Op         *Op         `json:"operationState,omitempty"`
 	Conditions []Condition `json:"conditions,omitempty"`
 	// Unhealthy lists managed resources that are not Healthy or not Synced.
 	Unhealthy []Resource `json:"unhealthy,omitempty"`
@@ -116,6 +118,7 @@ func Summarize(a *v1alpha1.Application) *App {
 		out.Operation = string(op.Phase)
 		out.OpMessage = op.Message
 	}
+	out.Op = operationOf(a)
 	for _, c := range a.Status.Conditions {
 		out.Conditions = append(out.Conditions, Condition{Type: c.Type, Message: c.Message})
 	}

@@ -35,6 +35,11 @@ type WaitOptions struct {
 	RefreshInterval time.Duration
 	// Progress receives a line whenever an app's state changes (nil: none).
 	Progress io.Writer
+	// TerminateStale, if set, is asked once per operation about every app
+	// whose sync keeps retrying a revision other than the one waited for
+	// (State.StaleOp); when it returns true the operation is terminated
+	// (TerminateOperation) so that Argo CD syncs the wanted revision next.
+	TerminateStale func(State) bool
 }
 
 // State is one app's standing in a wait.
@@ -47,6 +52,13 @@ type State struct {
 	Reason string `json:"reason,omitempty"`
 	// Parent is the Application that manages this one ("" for a named app).
 	Parent string `json:"parent,omitempty"`
+	// Target is the revision the app has to reach: the one waited for, or
+	// its sync revision when none was given.
+	Target string `json:"target,omitempty"`
+	// StaleOp: the app's sync operation failed and keeps retrying a revision
+	// other than Target; Advice says what becomes of it.
+	StaleOp bool   `json:"staleOperation,omitempty"`
+	Advice  string `json:"advice,omitempty"`
 	// stale: not at the wanted revision yet (a refresh may help).
 	stale bool
 }
@@ -74,6 +86,9 @@ func (r *WaitResult) NotReady() []State {
 var (
 	ErrTimeout  = errors.New("timed out waiting for Synced and Healthy")
 	ErrDegraded = errors.New("an application is Degraded")
+	// ErrSyncFailed: a sync of the wanted revision failed for good (its
+	// retries ran out) and Argo CD will not sync that revision again.
+	ErrSyncFailed = errors.New("a sync failed")
 )
 
 // Wait polls the Applications until every target is Synced and Healthy at
@@ -99,6 +114,7 @@ func Wait(ctx context.Context, dyn dynamic.Interface, opts WaitOptions) (*WaitRe
 	res := &WaitResult{}
 	lastLine := map[string]string{}
 	refreshed := map[string]time.Time{}
+	asked := map[string]bool{} // app/operation start → asked to terminate
 	tick := time.NewTicker(opts.PollInterval)
 	defer tick.Stop()
 	var lastErr error
@@ -122,10 +138,13 @@ func Wait(ctx context.Context, dyn dynamic.Interface, opts WaitOptions) (*WaitRe
 				res.Ready = true
 				return res, nil
 			}
-			if failed(res.Apps) {
-				return res, ErrDegraded
+			if err := failed(res.Apps); err != nil {
+				return res, err
 			}
 			requestRefreshes(ctx, dyn, opts, apps, res.Apps, refreshed)
+			terminateStale(ctx, dyn, opts, res.Apps, asked, func(format string, args ...any) {
+				fmt.Fprintf(progress, "%6.1fs  %s\n", time.Since(start).Seconds(), fmt.Sprintf(format, args...))
+			})
 		}
 		select {
 		case <-ctx.Done():
@@ -149,13 +168,46 @@ func allReady(states []State) bool {
 	return len(states) > 0
 }
 
-func failed(states []State) bool {
+// failed returns ErrDegraded or ErrSyncFailed when an app's state is final
+// and not ready, nil otherwise.
+func failed(states []State) error {
+	var err error
 	for _, s := range states {
-		if s.Failed {
-			return true
+		switch {
+		case !s.Failed:
+		case s.Health == "Degraded":
+			return ErrDegraded
+		default:
+			err = ErrSyncFailed
 		}
 	}
-	return false
+	return err
+}
+
+// terminateStale offers every stale operation to opts.TerminateStale (once
+// per operation) and terminates those it accepts.
+func terminateStale(ctx context.Context, dyn dynamic.Interface, opts WaitOptions, states []State, asked map[string]bool, say func(string, ...any)) {
+	if opts.TerminateStale == nil {
+		return
+	}
+	for _, s := range states {
+		if !s.StaleOp {
+			continue
+		}
+		key := s.Name + "@" + s.Op.StartedAt.String()
+		if asked[key] {
+			continue
+		}
+		asked[key] = true
+		if !opts.TerminateStale(s) {
+			continue
+		}
+		if err := TerminateOperation(ctx, dyn, opts.Namespace, s.Name, s.Op.StartedAt); err != nil {
+			say("%s: %v", s.Name, err)
+			continue
+		}
+		say("%s: terminated the sync of %s (%s); Argo CD syncs %s next", s.Name, s.Op.RevisionText(), s.Op.attemptText(), ShortRevision(s.Target))
+	}
 }
 
 // requestRefreshes asks Argo CD to refresh targets that are behind: once at
@@ -266,8 +318,19 @@ func judge(a *v1alpha1.Application, revision string, repos map[string]bool) Stat
 	if s.Health != "Healthy" {
 		reasons = append(reasons, s.Health)
 	}
-	if s.Operation == "Running" || s.Operation == "Terminating" {
-		reasons = append(reasons, "sync "+strings.ToLower(s.Operation))
+	s.Target = revision
+	if s.Target == "" {
+		s.Target = a.Status.Sync.Revision
+	}
+	op := s.Op
+	if op.Active() {
+		// Whatever the sync status says, Argo CD starts no other sync while
+		// this one runs or waits to retry.
+		reasons = append(reasons, op.Describe(240))
+		s.StaleOp = op.Retrying() && atRevision && s.Target != "" && op.known() && !op.Targets(s.Target) && !a.Spec.HasMultipleSources()
+		if s.StaleOp {
+			s.Advice = op.Advice(a.Name, s.Target, time.Now())
+		}
 	}
 	for _, c := range a.Status.Conditions {
 		if c.IsError() {
@@ -280,9 +343,18 @@ func judge(a *v1alpha1.Application, revision string, repos map[string]bool) Stat
 	// revision: Synced, no sync running, not being deleted. Otherwise the
 	// running sync (e.g. root pruning a removed, Degraded child) may still
 	// heal it. Seen in the lab: root OutOfSync/Degraded while pruning.
-	busy := s.Operation == "Running" || s.Operation == "Terminating"
+	busy := op.Active()
 	s.Failed = atRevision && s.Health == "Degraded" && s.Sync == string(v1alpha1.SyncStatusCodeSynced) &&
 		!busy && a.DeletionTimestamp == nil
+	// A sync of the wanted revision that failed for good: automated sync
+	// does not try the same revision again, so only a new commit (or a
+	// manual sync) can change anything.
+	if op != nil && (op.Phase == "Failed" || op.Phase == "Error") && s.Target != "" && op.Targets(s.Target) &&
+		s.Sync == string(v1alpha1.SyncStatusCodeOutOfSync) && atRevision && a.DeletionTimestamp == nil {
+		s.Failed = true
+		reasons = append(reasons, op.Describe(240))
+		s.Reason = strings.Join(reasons, ", ")
+	}
 	return s
 }
 
@@ -355,8 +427,15 @@ func WriteFailure(w io.Writer, res *WaitResult) {
 		for _, c := range s.Conditions {
 			fmt.Fprintf(w, "  condition %s: %s\n", c.Type, oneLine(c.Message))
 		}
-		if s.Operation != "" && s.Operation != "Succeeded" {
-			fmt.Fprintf(w, "  last sync %s: %s\n", s.Operation, oneLine(s.OpMessage))
+		if op := s.Op; op != nil && op.Phase != "Succeeded" {
+			last := "last "
+			if op.Active() {
+				last = ""
+			}
+			fmt.Fprintf(w, "  %s%s\n", last, op.Describe(0))
+		}
+		if s.Advice != "" {
+			fmt.Fprintf(w, "  → %s\n", s.Advice)
 		}
 		for _, r := range s.Unhealthy {
 			fmt.Fprintf(w, "  resource %s\n", r)

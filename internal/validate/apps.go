@@ -97,7 +97,10 @@ func (v *validator) checkSharedResources(tree *apptree.Tree) {
 			}
 			mine[key] = true
 			for _, first := range owner[key] {
-				if first.App == n.App {
+				// A second declaration of the same Application is a
+				// duplicate (reported once by checkDuplicateNames), not a
+				// second owner.
+				if first.App == n.App || appKey(first.App) == appKey(n.App) {
 					continue
 				}
 				v.add(newFinding("apps.shared-resource", n.App.FieldPos("spec.destination"), "let exactly one Application own each resource",
@@ -112,8 +115,16 @@ func (v *validator) checkSharedResources(tree *apptree.Tree) {
 // checkReachability reports declared Applications inside an app-of-apps
 // source directory that no root deploys (they are still checked, as roots).
 func (v *validator) checkReachability(tree *apptree.Tree) {
+	deployed := map[string]bool{}
+	for _, n := range tree.Nodes {
+		if n.Parent != nil {
+			deployed[appKey(n.App)] = true
+		}
+	}
 	for _, n := range tree.Roots {
-		if !n.Unreachable {
+		// A copy of an Application its root does deploy is a duplicate,
+		// reported once by checkDuplicateNames: Argo CD's root renders both.
+		if !n.Unreachable || deployed[appKey(n.App)] {
 			continue
 		}
 		v.add(newFinding("apps.unreachable", n.App.FieldPos("metadata.name"),

@@ -161,7 +161,7 @@ spec:
     path: %s
     helm: {releaseName: %s, valueFiles: [%s]}
   destination: {server: https://kubernetes.default.svc, namespace: %s}
-  syncPolicy: {automated: {prune: true, selfHeal: true}}
+  syncPolicy: {automated: {prune: true, selfHeal: true}, retry: {limit: 3, refresh: true}}
 `, name, env, repoURL, chart, name, a.values, a.namespace))
 		}
 		write("apps/"+name+".yaml", strings.Join(docs, "---\n"))
