@@ -19,6 +19,7 @@ import (
 	"github.com/spf13/cobra"
 	"sigs.k8s.io/yaml"
 
+	"github.com/tug-gitops/tug/internal/forge"
 	"github.com/tug-gitops/tug/internal/lab"
 	"github.com/tug-gitops/tug/internal/tools"
 )
@@ -341,7 +342,8 @@ func newLabEnvCmd(f *labFlags) *cobra.Command {
 			}
 			fmt.Fprintf(w, "# Credentials are not printed. Argo CD's operator password and deployer token:\n")
 			fmt.Fprintf(w, "#   kubectl -n argocd get secret tug-credentials -o jsonpath='{.data.operator-password}' | base64 -d\n")
-			fmt.Fprintf(w, "# The forge's admin token is in %s (mode 0600).\n", filepath.Join(dir, "gitea", "admin-token"))
+			fmt.Fprintf(w, "# The forge's admin token is in %s (mode 0600); tug promote reads it from there.\n", filepath.Join(dir, "gitea", "admin-token"))
+			fmt.Fprintf(w, "export %s=%q\n", forge.TokenFileEnv, filepath.Join(dir, "gitea", "admin-token"))
 			return nil
 		},
 	}
