@@ -62,7 +62,7 @@ Exit status: 0 clean (info and, without --strict, warnings allowed),
 				}
 				one, err := validate.Run(cmd.Context(), r, validate.Options{})
 				if err != nil {
-					return usageError{fmt.Errorf("internal failure: %w", err)} // exit 2, as the issue defines
+					return usageError{fmt.Errorf("internal failure: %w", err)} // exit 2, as --help says
 				}
 				res.Findings = append(res.Findings, one.Findings...)
 				res.Apps += one.Apps
