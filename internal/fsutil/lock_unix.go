@@ -8,14 +8,10 @@ import (
 	"syscall"
 )
 
-// lockFile takes flock's exclusive lock on f; without wait, ErrLocked when
-// another process holds it.
-func lockFile(f *os.File, wait bool) error {
-	how := syscall.LOCK_EX
-	if !wait {
-		how |= syscall.LOCK_NB
-	}
-	err := syscall.Flock(int(f.Fd()), how)
+// tryLockFile takes flock's exclusive lock on f without blocking: ErrLocked
+// when another process holds it.
+func tryLockFile(f *os.File) error {
+	err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB)
 	if errors.Is(err, syscall.EWOULDBLOCK) {
 		return ErrLocked
 	}

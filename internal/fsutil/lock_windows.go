@@ -7,15 +7,11 @@ import (
 	"golang.org/x/sys/windows"
 )
 
-// lockFile takes LockFileEx's exclusive lock on f's first byte; without
-// wait, ErrLocked when another process holds it. Like flock, the lock ends
-// when f is closed.
-func lockFile(f *os.File, wait bool) error {
-	flags := uint32(windows.LOCKFILE_EXCLUSIVE_LOCK)
-	if !wait {
-		flags |= windows.LOCKFILE_FAIL_IMMEDIATELY
-	}
-	err := windows.LockFileEx(windows.Handle(f.Fd()), flags, 0, 1, 0, new(windows.Overlapped))
+// tryLockFile takes LockFileEx's exclusive lock on f's first byte without
+// blocking: ErrLocked when another process holds it. Like flock, the lock
+// ends when f is closed.
+func tryLockFile(f *os.File) error {
+	err := windows.LockFileEx(windows.Handle(f.Fd()), windows.LOCKFILE_EXCLUSIVE_LOCK|windows.LOCKFILE_FAIL_IMMEDIATELY, 0, 1, 0, new(windows.Overlapped))
 	if errors.Is(err, windows.ERROR_LOCK_VIOLATION) {
 		return ErrLocked
 	}
