@@ -1,7 +1,7 @@
 # The README's two commands: `make lab` (the main job) and `make test`.
 GO ?= go
 
-.PHONY: build test test-short lab lab-down
+.PHONY: build test test-short cross lab lab-down
 build:
 	$(GO) build -o bin/tug ./cmd/tug
 
@@ -11,9 +11,16 @@ build:
 test: build
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { echo "gofmt needed:"; gofmt -l $$(git ls-files '*.go'); exit 1; }
 	$(GO) vet ./...
+	$(MAKE) cross
 	./bin/tug validate --strict .
 	$(GO) test -timeout 80m ./...
 	$(GO) test -run '^$$' -fuzz FuzzLoad -fuzztime 20s ./internal/repo
+
+# tug builds for macOS (all of it; the lab is Linux only, see README) and
+# type-checks for Windows (everything but the lab).
+cross:
+	GOOS=darwin $(GO) build ./...
+	GOOS=windows $(GO) vet ./cmd/tug
 
 # Unit tests only (no lab).
 test-short:

@@ -191,8 +191,9 @@ func TestBootstrapRealClusterInstallDryRun(t *testing.T) {
 		}
 	}
 	// And the same through the command a user runs against a real cluster.
+	// The lab marks itself, so the workloads are asked for explicitly.
 	out, err := tugCmd(context.Background(), 3*time.Minute, "bootstrap", "--kubeconfig", env.kubeconfig,
-		"--dry-run", "--repo-url", forgeRepoURL(t), "-o", "json")
+		"--dry-run", "--skip-workloads=false", "--repo-url", forgeRepoURL(t), "-o", "json")
 	if err != nil {
 		t.Fatalf("tug bootstrap --dry-run: %v\n%s", err, out)
 	}

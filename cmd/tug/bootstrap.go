@@ -35,12 +35,21 @@ declares it, then hands the cluster over to Git:
      a bcrypt hash, as Argo CD does) and a deployer API token (signed like
      'argocd account generate-token', its id registered in argocd-secret);
   3. applies infra/gitops/root.yaml: the platform AppProject and the root
-     Application, from which Argo CD manages everything else.
+     Application, from which Argo CD manages everything else. Their Git URL
+     is --repo-url if given; else the URL the live root Application already
+     tracks (the plan says so when it differs from root.yaml's); else
+     root.yaml's.
+
+A cluster run by 'tug lab' is marked (annotation tug-gitops.github.io/lab on
+Namespace argocd): there bootstrap skips Argo CD's Deployments, StatefulSets
+and Jobs, which run as lab processes, as --skip-workloads does
+(--skip-workloads=false applies them all the same).
 
 Plaintext credentials are kept only in Secret argocd/tug-credentials (keys
 operator-password and deployer-token) and printed only with
 --show-credentials. Running bootstrap again changes nothing: existing
-credentials are kept (and repaired, never regenerated, while they work).
+credentials are kept (and repaired, never regenerated, while they work), and
+so is the repository the root tracks.
 --dry-run sends every write as a server-side dry run and prints the plan.`,
 		Example: `  # See what would change on the current kubectl context
   tug bootstrap --dry-run
@@ -55,9 +64,8 @@ credentials are kept (and repaired, never regenerated, while they work).
   # Point the root Application at a mirror instead of tug.yaml's repoURL
   tug bootstrap --repo-url https://git.example.com/platform/tug.git
 
-  # Re-check a running 'tug lab' (its Argo CD runs as processes, not pods)
-  eval "$(tug lab env)"
-  tug bootstrap --skip-workloads --repo-url "$TUG_FORGE_URL/tug-gitops/tug.git"`,
+  # Re-check a running 'tug lab' (its context is current after 'tug lab up')
+  tug bootstrap --dry-run`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			root, err := repoRoot(repoFlag)
@@ -79,6 +87,7 @@ credentials are kept (and repaired, never regenerated, while they work).
 			if skipWorkloads {
 				opts.Exclude = bootstrap.IsWorkload
 			}
+			opts.Workloads = cmd.Flags().Changed("skip-workloads") && !skipWorkloads
 			rep, err := bootstrap.Run(cmd.Context(), opts)
 			if rep != nil && !format.Human() {
 				if werr := format.Write(cmd.OutOrStdout(), rep, nil); werr != nil {
@@ -92,8 +101,8 @@ credentials are kept (and repaired, never regenerated, while they work).
 	cmd.Flags().BoolVar(&dryRun, "dry-run", false, "print the plan; every write is a server-side dry run")
 	cmd.Flags().BoolVar(&showCredentials, "show-credentials", false, "print the operator password and deployer token")
 	cmd.Flags().StringVar(&repoFlag, "repo", "", "repository working tree (default: the folder holding tug.yaml at or above the current one)")
-	cmd.Flags().StringVar(&repoURL, "repo-url", "", "Git URL for the root Application and platform project (default: as in infra/gitops/root.yaml)")
-	cmd.Flags().BoolVar(&skipWorkloads, "skip-workloads", false, "apply all of infra/argocd but its Deployments, StatefulSets and Jobs, for an Argo CD whose components run outside the cluster (as in 'tug lab')")
+	cmd.Flags().StringVar(&repoURL, "repo-url", "", "Git URL for the root Application and platform project (default: what the live root tracks, else infra/gitops/root.yaml's)")
+	cmd.Flags().BoolVar(&skipWorkloads, "skip-workloads", false, "apply all of infra/argocd but its Deployments, StatefulSets and Jobs, for an Argo CD whose components run outside the cluster (automatic on a 'tug lab' cluster)")
 	bindOutputFlag(cmd, &format, output.Text, output.JSON, output.YAML) // json/yaml: the report on stdout, the plan on stderr
 	return cmd
 }

@@ -165,12 +165,17 @@ func IsWorkload(obj *unstructured.Unstructured) bool {
 	return false
 }
 
-// namespaceObject is Namespace argocd: the upstream install assumes it exists.
-func namespaceObject() *unstructured.Unstructured {
+// namespaceObject is Namespace argocd: the upstream install assumes it
+// exists. A lab's carries LabAnnotation.
+func namespaceObject(lab string) *unstructured.Unstructured {
+	meta := map[string]any{"name": Namespace}
+	if lab != "" {
+		meta["annotations"] = map[string]any{LabAnnotation: lab}
+	}
 	return &unstructured.Unstructured{Object: map[string]any{
 		"apiVersion": "v1",
 		"kind":       "Namespace",
-		"metadata":   map[string]any{"name": Namespace},
+		"metadata":   meta,
 	}}
 }
 
@@ -213,7 +218,7 @@ func Objects(opts Options) (install, root []*unstructured.Unstructured, err erro
 	if err != nil {
 		return nil, nil, err
 	}
-	install = []*unstructured.Unstructured{namespaceObject()}
+	install = []*unstructured.Unstructured{namespaceObject(opts.Lab)}
 	for _, o := range rendered {
 		if opts.Exclude == nil || !opts.Exclude(o) {
 			install = append(install, o)

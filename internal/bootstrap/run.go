@@ -1,6 +1,7 @@
 package bootstrap
 
 import (
+	"cmp"
 	"context"
 	"encoding/base64"
 	"encoding/json"
@@ -42,11 +43,18 @@ type Options struct {
 	// ShowCredentials prints the operator password and deployer token.
 	ShowCredentials bool
 	// RepoURL, if set, replaces the Git URL in the root Application and the
-	// platform AppProject (the lab passes its forge's URL).
+	// platform AppProject (the lab passes its forge's URL). Empty keeps the
+	// URL a live root Application already tracks, else root.yaml's.
 	RepoURL string
+	// Lab names the tug lab being bootstrapped; the argocd Namespace then
+	// carries LabAnnotation, so a later `tug bootstrap` knows the cluster.
+	Lab string
 	// Exclude drops rendered install objects (the lab runs Argo CD's
 	// workloads as processes, so it excludes their Deployments).
 	Exclude func(*unstructured.Unstructured) bool
+	// Workloads applies Argo CD's workloads even on a lab cluster, where
+	// they are skipped by default (see LabAnnotation).
+	Workloads bool
 	// Out receives the plan/progress (nil: discarded).
 	Out io.Writer
 	// Generator supplies randomness and time (zero value: crypto/rand, now).
@@ -64,7 +72,12 @@ type Options struct {
 
 // Report is what Run did or, on a dry run, would do.
 type Report struct {
-	DryRun  bool
+	DryRun bool
+	// RepoURL is the Git URL the root Application and platform project
+	// point at.
+	RepoURL string
+	// Lab is the tug lab this cluster is ("" when it is not one).
+	Lab     string `json:",omitempty"`
 	Install []kube.Result
 	Root    []kube.Result
 	// InitialAdminDeleted: argocd-initial-admin-secret existed and was deleted.
@@ -94,7 +107,7 @@ func Run(ctx context.Context, opts Options) (*Report, error) {
 	if out == nil {
 		out = io.Discard
 	}
-	objs, root, err := Objects(opts)
+	fileRoot, err := RenderRoot(opts.RepoRoot, "")
 	if err != nil {
 		return nil, err
 	}
@@ -102,7 +115,17 @@ func Run(ctx context.Context, opts Options) (*Report, error) {
 	if err != nil {
 		return nil, err
 	}
-	rep := &Report{DryRun: opts.DryRun}
+	l, err := readLive(ctx, c, fileRoot)
+	if err != nil {
+		return nil, err
+	}
+	fileURL := sourceRepoURL(rootApplication(fileRoot))
+	adoptLive(&opts, l, fileURL, out)
+	objs, root, err := Objects(opts)
+	if err != nil {
+		return nil, err
+	}
+	rep := &Report{DryRun: opts.DryRun, RepoURL: cmp.Or(opts.RepoURL, fileURL), Lab: opts.Lab}
 	if rep.Digest, err = Digest(objs, root); err != nil {
 		return nil, err
 	}

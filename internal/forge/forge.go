@@ -9,8 +9,11 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"net"
+	"net/http"
 	"os"
 	"strings"
+	"time"
 
 	"github.com/go-git/go-git/v5/plumbing/transport"
 )
@@ -77,6 +80,26 @@ type Forge interface {
 	// not let authors approve their own pull requests; use a reviewer's
 	// token).
 	Approve(ctx context.Context, number int64, body string) error
+}
+
+// Bounds on one HTTP exchange with a forge, so that a forge that accepts a
+// connection and never answers cannot hang tug: they hold when the
+// caller's context has no deadline.
+const (
+	DialTimeout    = 10 * time.Second
+	HeaderTimeout  = 30 * time.Second // a merge takes a forge seconds, not tens of them
+	RequestTimeout = 60 * time.Second // the whole exchange, body included
+)
+
+// NewHTTPClient is the client every forge implementation talks through:
+// Go's default transport (proxy from the environment, HTTP/2, keep-alives)
+// with the bounds above. http.DefaultClient has none.
+func NewHTTPClient() *http.Client {
+	t := http.DefaultTransport.(*http.Transport).Clone()
+	t.DialContext = (&net.Dialer{Timeout: DialTimeout, KeepAlive: 30 * time.Second}).DialContext
+	t.TLSHandshakeTimeout = DialTimeout
+	t.ResponseHeaderTimeout = HeaderTimeout
+	return &http.Client{Transport: t, Timeout: RequestTimeout}
 }
 
 // TokenEnv is the environment variable holding the forge token.

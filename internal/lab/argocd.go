@@ -385,7 +385,7 @@ func (l *Lab) bootstrapArgoCD(ctx context.Context, early *argoEarly, resumed boo
 	began := time.Now()
 	out := &stampedWriter{start: began}
 	opts := bootstrap.Options{
-		RESTConfig: cfg, RepoRoot: l.opts.RepoRoot, RepoURL: l.forgeRepoURL(),
+		RESTConfig: cfg, RepoRoot: l.opts.RepoRoot, RepoURL: l.forgeRepoURL(), Lab: l.opts.Name,
 		Exclude: bootstrap.IsWorkload, Out: out, Install: early.objs,
 		DeferRootApplication: true, // applied once the controller runs
 	}

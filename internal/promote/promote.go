@@ -153,7 +153,7 @@ func (o *Options) validate() error {
 	case o.Wait != nil && !o.Merge:
 		return errors.New("waiting for the deployment needs --merge: an unmerged pull request deploys nothing")
 	case o.Forge == nil && !o.DryRun:
-		return errors.New("promote needs a forge (--forge, --forge-url and a token in $TUG_FORGE_TOKEN); only --dry-run works without one")
+		return errors.New("promote needs a forge (--forge-url, and a token in $TUG_FORGE_TOKEN or a file named by $TUG_FORGE_TOKEN_FILE); only --dry-run works without one")
 	}
 	if o.Key == "" {
 		o.Key = "image.tag"

@@ -35,6 +35,7 @@ type Forge struct {
 	cloneURL      string
 	defaultBranch string
 	mergeWait     time.Duration
+	http          *http.Client
 	// pause turns the backoff delay into the wait before a merge is tried
 	// again: jittered, so that refused mergers spread out.
 	pause func(delay time.Duration) time.Duration
@@ -45,13 +46,20 @@ var _ forge.Forge = (*Forge)(nil)
 // New connects to the Gitea at baseURL with token and looks up repo and the
 // token's user (git over HTTP authenticates as that user).
 func New(ctx context.Context, baseURL, token string, repo forge.Repo) (*Forge, error) {
-	f := &Forge{baseURL: strings.TrimSuffix(baseURL, "/"), token: token, repo: repo, mergeWait: defaultMergeWait, pause: jittered}
-	v, err := serverVersion(ctx, f.baseURL)
+	return newForge(ctx, baseURL, token, repo, forge.NewHTTPClient())
+}
+
+func newForge(ctx context.Context, baseURL, token string, repo forge.Repo, hc *http.Client) (*Forge, error) {
+	f := &Forge{baseURL: strings.TrimSuffix(baseURL, "/"), token: token, repo: repo, mergeWait: defaultMergeWait, pause: jittered, http: hc}
+	v, err := f.serverVersion(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("gitea %s: %w", f.baseURL, err)
 	}
 	f.version = sdkVersion(v)
-	c := f.client(ctx)
+	c, err := f.client(ctx)
+	if err != nil {
+		return nil, err
+	}
 	me, _, err := c.GetMyUserInfo()
 	if err != nil {
 		return nil, fmt.Errorf("gitea %s: the token does not work (%v); check %s", f.baseURL, err, forge.TokenEnv)
@@ -65,20 +73,24 @@ func New(ctx context.Context, baseURL, token string, repo forge.Repo) (*Forge, e
 	return f, nil
 }
 
-// client is per call because the SDK keeps the context on the client.
-func (f *Forge) client(ctx context.Context) *sdk.Client {
-	c, _ := sdk.NewClient(f.baseURL, sdk.SetContext(ctx), sdk.SetToken(f.token), sdk.SetGiteaVersion(f.version))
-	return c
+// client is per call because the SDK keeps the context on the client. It
+// fails when the server's version is one the SDK refuses (older than 1.11).
+func (f *Forge) client(ctx context.Context) (*sdk.Client, error) {
+	c, err := sdk.NewClient(f.baseURL, sdk.SetHTTPClient(f.http), sdk.SetContext(ctx), sdk.SetToken(f.token), sdk.SetGiteaVersion(f.version))
+	if err != nil {
+		return nil, fmt.Errorf("gitea %s: %w", f.baseURL, err)
+	}
+	return c, nil
 }
 
 // serverVersion reads /api/v1/version without the SDK, which insists on
 // parsing it.
-func serverVersion(ctx context.Context, baseURL string) (string, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, baseURL+"/api/v1/version", nil)
+func (f *Forge) serverVersion(ctx context.Context) (string, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, f.baseURL+"/api/v1/version", nil)
 	if err != nil {
 		return "", err
 	}
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := f.http.Do(req)
 	if err != nil {
 		return "", err
 	}
@@ -116,7 +128,10 @@ func (f *Forge) GitAuth() transport.AuthMethod {
 }
 
 func (f *Forge) FindOpenPullRequest(ctx context.Context, head, base string) (*forge.PullRequest, error) {
-	c := f.client(ctx)
+	c, err := f.client(ctx)
+	if err != nil {
+		return nil, err
+	}
 	opt := sdk.ListPullRequestsOptions{State: sdk.StateOpen, ListOptions: sdk.ListOptions{Page: 1, PageSize: 50}}
 	for {
 		prs, resp, err := c.ListRepoPullRequests(f.repo.Owner, f.repo.Name, opt)
@@ -139,7 +154,11 @@ func (f *Forge) OpenPullRequest(ctx context.Context, n forge.NewPullRequest) (*f
 	if p, err := f.FindOpenPullRequest(ctx, n.Head, n.Base); err != nil || p != nil {
 		return p, false, err
 	}
-	p, resp, err := f.client(ctx).CreatePullRequest(f.repo.Owner, f.repo.Name, sdk.CreatePullRequestOption{
+	c, err := f.client(ctx)
+	if err != nil {
+		return nil, false, err
+	}
+	p, resp, err := c.CreatePullRequest(f.repo.Owner, f.repo.Name, sdk.CreatePullRequestOption{
 		Head: n.Head, Base: n.Base, Title: n.Title, Body: n.Body,
 	})
 	if err != nil {
@@ -163,7 +182,11 @@ func (f *Forge) GetPullRequest(ctx context.Context, number int64) (*forge.PullRe
 }
 
 func (f *Forge) pullRequest(ctx context.Context, number int64) (*sdk.PullRequest, error) {
-	p, _, err := f.client(ctx).GetPullRequest(f.repo.Owner, f.repo.Name, number)
+	c, err := f.client(ctx)
+	if err != nil {
+		return nil, err
+	}
+	p, _, err := c.GetPullRequest(f.repo.Owner, f.repo.Name, number)
 	if err != nil {
 		return nil, fmt.Errorf("gitea: pull request #%d of %s: %w", number, f.repo, err)
 	}
@@ -266,7 +289,7 @@ func (f *Forge) merge(ctx context.Context, number int64, headSHA, message string
 	}
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("Authorization", "token "+f.token)
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := f.http.Do(req)
 	if err != nil {
 		return 0, "", err
 	}
@@ -287,7 +310,11 @@ func (f *Forge) Approve(ctx context.Context, number int64, body string) error {
 	if err != nil {
 		return err
 	}
-	_, _, err = f.client(ctx).CreatePullReview(f.repo.Owner, f.repo.Name, number, sdk.CreatePullReviewOptions{
+	c, err := f.client(ctx)
+	if err != nil {
+		return err
+	}
+	_, _, err = c.CreatePullReview(f.repo.Owner, f.repo.Name, number, sdk.CreatePullReviewOptions{
 		State: sdk.ReviewStateApproved, Body: body, CommitID: p.HeadSHA,
 	})
 	if err != nil {

@@ -22,30 +22,41 @@ import (
 	"github.com/tug-gitops/tug/internal/giteaserver/giteatest"
 )
 
-// A real Gitea, one per test binary.
+// A real Gitea, one per test binary, started by the first test that seeds
+// a repository (the tests of a hung forge need none).
 var (
 	srv           *giteaserver.Server
 	reviewerToken string
+	startOnce     sync.Once
+	startErr      error
+	stopGitea     = func() {}
 )
 
-func TestMain(m *testing.M) { os.Exit(runMain(m)) }
+func TestMain(m *testing.M) {
+	code := m.Run()
+	stopGitea()
+	os.Exit(code)
+}
 
-func runMain(m *testing.M) int {
-	ctx, cancel := context.WithTimeout(context.Background(), 25*time.Minute)
-	defer cancel()
-	var stop func()
-	var err error
-	if srv, reviewerToken, stop, err = giteatest.Start(ctx); err != nil {
-		fmt.Fprintln(os.Stderr, "forge/gitea tests:", err)
-		return 1
+func startGitea(t testing.TB) {
+	t.Helper()
+	startOnce.Do(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 25*time.Minute)
+		defer cancel()
+		srv, reviewerToken, stopGitea, startErr = giteatest.Start(ctx)
+		if startErr != nil {
+			stopGitea = func() {}
+		}
+	})
+	if startErr != nil {
+		t.Fatal("start Gitea:", startErr)
 	}
-	defer stop()
-	return m.Run()
 }
 
 // seed makes owner/name with main and a branch "feature" one commit ahead.
 func seed(t testing.TB, name string) forge.Repo {
 	t.Helper()
+	startGitea(t)
 	ctx := context.Background()
 	dir := t.TempDir()
 	if err := os.WriteFile(filepath.Join(dir, "README.md"), []byte("seed\n"), 0o644); err != nil {

@@ -31,7 +31,7 @@ var _ forge.Forge = (*Forge)(nil)
 // New connects to GitHub's API at apiURL (empty: https://api.github.com/;
 // GitHub Enterprise: https://HOST/api/v3/) and looks up repo.
 func New(ctx context.Context, apiURL, token string, repo forge.Repo) (*Forge, error) {
-	c := gh.NewClient(nil).WithAuthToken(token)
+	c := gh.NewClient(forge.NewHTTPClient()).WithAuthToken(token)
 	if apiURL != "" {
 		u, err := url.Parse(strings.TrimSuffix(apiURL, "/") + "/")
 		if err != nil {
