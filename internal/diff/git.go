@@ -1,7 +1,7 @@
 package diff
 
 import (
-	"archive/tar"
+	"bufio"
 	"bytes"
 	"context"
 	"errors"
@@ -108,64 +108,101 @@ func splitZ(s string) []string {
 	return out
 }
 
-// extract writes the tree of commit into dst (which must exist) from
-// `git archive`: git objects only, so the user's checkout is never touched.
-// Only directories and regular files are written; symbolic links are
-// skipped (a link could point outside dst).
-func (g gitRepo) extract(ctx context.Context, commit, dst string) error {
-	cmd := exec.CommandContext(ctx, "git", "-C", g.dir, "archive", "--format=tar", commit)
+// treeEntry is one file of a commit's tree.
+type treeEntry struct{ mode, oid, path string }
+
+// tree lists the regular files of commit (symbolic links and submodules
+// left out: a link could point outside the directory it is written to).
+func (g gitRepo) tree(ctx context.Context, commit string) ([]treeEntry, error) {
+	out, err := g.run(ctx, "ls-tree", "-r", "-z", "--full-tree", commit)
+	if err != nil {
+		return nil, err
+	}
+	var files []treeEntry
+	for _, rec := range splitZ(out) {
+		meta, path, ok := strings.Cut(rec, "\t")
+		f := strings.Fields(meta)
+		if !ok || len(f) != 3 || f[1] != "blob" || (f[0] != "100644" && f[0] != "100755") {
+			continue
+		}
+		files = append(files, treeEntry{mode: f[0], oid: f[2], path: path})
+	}
+	return files, nil
+}
+
+// writeBlobs writes files into dst from git's object store with one
+// `git cat-file --batch`: git objects only, so the user's checkout is never
+// touched, and only the files asked for are written.
+func (g gitRepo) writeBlobs(ctx context.Context, files []treeEntry, dst string) error {
+	if len(files) == 0 {
+		return nil
+	}
+	cmd := exec.CommandContext(ctx, "git", "-C", g.dir, "cat-file", "--batch")
 	var errb bytes.Buffer
 	cmd.Stderr = &errb
-	out, err := cmd.StdoutPipe()
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		return err
+	}
+	stdout, err := cmd.StdoutPipe()
 	if err != nil {
 		return err
 	}
 	if err := cmd.Start(); err != nil {
 		return err
 	}
-	terr := untar(out, dst)
-	if terr != nil {
-		_, _ = io.Copy(io.Discard, out) // let git finish writing before Wait
+	go func() {
+		w := bufio.NewWriter(stdin)
+		for _, f := range files {
+			fmt.Fprintln(w, f.oid)
+		}
+		w.Flush()
+		stdin.Close()
+	}()
+	rerr := readBlobs(bufio.NewReader(stdout), files, dst)
+	if rerr != nil {
+		_, _ = io.Copy(io.Discard, stdout)
 	}
 	if err := cmd.Wait(); err != nil {
-		return fmt.Errorf("git archive %s: %s", commit, strings.TrimSpace(errb.String()))
+		return fmt.Errorf("git cat-file: %v: %s", err, strings.TrimSpace(errb.String()))
 	}
-	return terr
+	return rerr
 }
 
-func untar(r io.Reader, dst string) error {
-	tr := tar.NewReader(r)
-	for {
-		h, err := tr.Next()
-		if err == io.EOF {
-			return nil
-		}
+func readBlobs(r *bufio.Reader, files []treeEntry, dst string) error {
+	for _, f := range files {
+		header, err := r.ReadString('\n')
 		if err != nil {
-			return fmt.Errorf("reading git archive: %w", err)
+			return fmt.Errorf("git cat-file: reading %s: %w", f.path, err)
 		}
-		name := filepath.FromSlash(h.Name)
+		var oid, typ string
+		var size int64
+		if _, err := fmt.Sscanf(header, "%s %s %d", &oid, &typ, &size); err != nil || typ != "blob" {
+			return fmt.Errorf("git cat-file: %s: unexpected %q", f.path, strings.TrimSpace(header))
+		}
+		name := filepath.FromSlash(f.path)
 		if !filepath.IsLocal(name) {
-			return fmt.Errorf("git archive: unsafe path %q", h.Name)
+			return fmt.Errorf("git tree: unsafe path %q", f.path)
 		}
-		p := filepath.Join(dst, name)
-		switch h.Typeflag {
-		case tar.TypeDir:
-			if err := os.MkdirAll(p, 0o755); err != nil {
-				return err
-			}
-		case tar.TypeReg:
-			if err := writeFile(p, tr, h.FileInfo().Mode().Perm()); err != nil {
-				return err
-			}
+		mode := os.FileMode(0o644)
+		if f.mode == "100755" {
+			mode = 0o755
+		}
+		if err := writeFile(filepath.Join(dst, name), io.LimitReader(r, size), mode); err != nil {
+			return err
+		}
+		if _, err := r.Discard(1); err != nil { // the newline after the content
+			return err
 		}
 	}
+	return nil
 }
 
 func writeFile(p string, r io.Reader, mode os.FileMode) error {
 	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
 		return err
 	}
-	f, err := os.OpenFile(p, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, mode|0o600)
+	f, err := os.OpenFile(p, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, mode)
 	if err != nil {
 		return err
 	}

@@ -4,8 +4,13 @@ import (
 	"context"
 	"log/slog"
 	"os"
+	"path"
+	"path/filepath"
+	"strings"
 
 	"golang.org/x/sync/errgroup"
+
+	"github.com/tug-gitops/tug/internal/repo"
 )
 
 // Options say which two revisions to compare.
@@ -95,12 +100,91 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 	return cmp, nil
 }
 
+// snapshotAt renders commit from git objects written into dir in two
+// steps: first the files the repository loader reads (YAML and JSON, not
+// under testdata/ or dot folders, as repo.Load skips them), then every file
+// under the Applications' source folders and kustomization folders (chart
+// templates, helpers, generator inputs). The rest of the tree (code, docs)
+// is never written.
 func snapshotAt(ctx context.Context, g gitRepo, commit, dir string, parallel int) (*Snapshot, error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, err
 	}
-	if err := g.extract(ctx, commit, dir); err != nil {
+	files, err := g.tree(ctx, commit)
+	if err != nil {
 		return nil, err
 	}
-	return Render(ctx, dir, parallel)
+	var manifests, rest []treeEntry
+	for _, f := range files {
+		if loaderReads(f.path) {
+			manifests = append(manifests, f)
+		} else {
+			rest = append(rest, f)
+		}
+	}
+	if err := g.writeBlobs(ctx, manifests, dir); err != nil {
+		return nil, err
+	}
+	r, err := repo.Load(dir)
+	if err != nil {
+		return nil, err
+	}
+	dirs := sourceDirs(r, manifests)
+	var needed []treeEntry
+	for _, f := range rest {
+		if under(f.path, dirs) {
+			needed = append(needed, f)
+		}
+	}
+	if err := g.writeBlobs(ctx, needed, dir); err != nil {
+		return nil, err
+	}
+	return renderRepo(ctx, r, parallel)
+}
+
+// loaderReads mirrors what repo.Load reads: .yaml/.yml files outside
+// testdata/ and dot folders (plus .json, which directory sources read).
+func loaderReads(p string) bool {
+	switch strings.ToLower(path.Ext(p)) {
+	case ".yaml", ".yml", ".json":
+	default:
+		return false
+	}
+	segs := strings.Split(p, "/")
+	for _, s := range segs[:len(segs)-1] {
+		if s == "testdata" || s == "node_modules" || strings.HasPrefix(s, ".") {
+			return false
+		}
+	}
+	return true
+}
+
+// sourceDirs are the repo-relative folders whose every file a render may
+// read: the local sources of every Application, and every kustomization
+// folder (a kustomization's bases live outside its own folder).
+func sourceDirs(r *repo.Repo, manifests []treeEntry) []string {
+	var dirs []string
+	for _, a := range r.Applications {
+		for _, src := range a.Spec.GetSources() {
+			if isLocal(r, src) && src.Path != "" {
+				dirs = append(dirs, path.Clean(strings.TrimPrefix(filepath.ToSlash(src.Path), "/")))
+			}
+		}
+	}
+	for _, f := range manifests {
+		switch path.Base(f.path) {
+		case "kustomization.yaml", "kustomization.yml", "Kustomization":
+			dirs = append(dirs, path.Dir(f.path))
+		}
+	}
+	return uniqueSorted(dirs)
+}
+
+func under(p string, dirs []string) bool {
+	for _, d := range dirs {
+		if d == "." || strings.HasPrefix(p, d+"/") {
+			return true
+		}
+	}
+	return false
 }

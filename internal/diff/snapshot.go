@@ -51,6 +51,10 @@ func Render(ctx context.Context, root string, parallel int) (*Snapshot, error) {
 	if err != nil {
 		return nil, err
 	}
+	return renderRepo(ctx, r, parallel)
+}
+
+func renderRepo(ctx context.Context, r *repo.Repo, parallel int) (*Snapshot, error) {
 	s := &Snapshot{Apps: map[string]*RenderedApp{}, projects: map[string]string{}, projectFiles: map[string]string{}}
 	for _, p := range r.Problems {
 		s.Problems = append(s.Problems, fmt.Sprintf("%s: %s [%s]", p.Pos, p.Message, p.Rule))
