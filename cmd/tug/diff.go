@@ -12,14 +12,15 @@ import (
 
 	"github.com/tug-gitops/tug/internal/diff"
 	"github.com/tug-gitops/tug/internal/forge"
-	"github.com/tug-gitops/tug/internal/promote"
+	"github.com/tug-gitops/tug/internal/forge/connect"
+	"github.com/tug-gitops/tug/internal/output"
 )
 
 func newDiffCmd() *cobra.Command {
 	var (
 		o       diff.Options
-		t       promote.Target
-		output  string
+		t       connect.Target
+		format  output.Format
 		comment int64
 	)
 	cmd := &cobra.Command{
@@ -41,9 +42,10 @@ revisions are read from git objects into a temporary directory: your
 checkout is never touched. No cluster and no network are used.
 
 --comment N posts the Markdown rendering as one sticky comment on pull
-request N of the forge (found as for tug promote; token from
-$TUG_FORGE_TOKEN, or $GITHUB_TOKEN on GitHub): a re-run edits that comment,
-never adds a second.
+request N of the forge (found as for tug promote: ` + connect.KindRule + `;
+token from $TUG_FORGE_TOKEN, else the file named by $TUG_FORGE_TOKEN_FILE,
+else on GitHub $GITHUB_TOKEN): a re-run edits that comment, never adds a
+second.
 
 Exit status: 0 no Application changes, 1 changes, 2 error (like diff(1)).`,
 		Example: `  # What does my branch (committed or not) change, against the default branch?
@@ -61,11 +63,6 @@ Exit status: 0 no Application changes, 1 changes, 2 error (like diff(1)).`,
 			return nil
 		},
 		RunE: func(cmd *cobra.Command, args []string) error {
-			switch output {
-			case "text", "json", "markdown":
-			default:
-				return usageError{fmt.Errorf("unknown output format %q: use text, json or markdown", output)}
-			}
 			if len(args) > 0 {
 				o.Base = args[0]
 			}
@@ -77,7 +74,7 @@ Exit status: 0 no Application changes, 1 changes, 2 error (like diff(1)).`,
 			if err != nil {
 				return usageError{err} // exit 2: diff could not compare
 			}
-			if err := writeDiff(cmd, res, output); err != nil {
+			if err := writeDiff(cmd, res, format); err != nil {
 				return usageError{err}
 			}
 			if cmd.Flags().Changed("comment") {
@@ -92,22 +89,22 @@ Exit status: 0 no Application changes, 1 changes, 2 error (like diff(1)).`,
 		},
 	}
 	fl := cmd.Flags()
-	fl.StringVarP(&output, "output", "o", "text", "output format: text, json or markdown")
+	bindOutputFlag(cmd, &format, output.Text, output.JSON, output.Markdown)
 	fl.StringVar(&o.Dir, "repo-dir", ".", "a directory inside the repository's git work tree")
 	fl.Int64Var(&comment, "comment", 0, "post or update the sticky diff comment on this pull request number")
-	fl.StringVar(&t.Kind, "forge", os.Getenv("TUG_FORGE"), "gitea or github, for --comment (default: from the repoURL; $TUG_FORGE)")
+	fl.StringVar(&t.Kind, "forge", os.Getenv("TUG_FORGE"), "gitea or github, for --comment (default: inferred from the forge URL, else the repoURL; $TUG_FORGE)")
 	fl.StringVar(&t.URL, "forge-url", os.Getenv("TUG_FORGE_URL"), "Gitea base URL, or GitHub Enterprise API URL, for --comment ($TUG_FORGE_URL)")
 	fl.StringVar(&t.Owner, "owner", "", "repository owner on the forge, for --comment (default: from tug.yaml repoURL or the origin remote)")
 	fl.StringVar(&t.Name, "name", "", "repository name on the forge, for --comment (default: from tug.yaml repoURL or the origin remote)")
 	return cmd
 }
 
-func writeDiff(cmd *cobra.Command, res *diff.Result, output string) error {
+func writeDiff(cmd *cobra.Command, res *diff.Result, format output.Format) error {
 	out := cmd.OutOrStdout()
-	switch output {
-	case "json":
+	switch format {
+	case output.JSON:
 		return diff.WriteJSON(out, res)
-	case "markdown":
+	case output.Markdown:
 		return diff.WriteMarkdown(out, res, diff.MarkdownOptions{Command: diffCommand(res)})
 	}
 	color := false
@@ -117,11 +114,11 @@ func writeDiff(cmd *cobra.Command, res *diff.Result, output string) error {
 	return diff.WriteText(out, res, color)
 }
 
-func postDiffComment(cmd *cobra.Command, res *diff.Result, dir string, t promote.Target, number int64) error {
+func postDiffComment(cmd *cobra.Command, res *diff.Result, dir string, t connect.Target, number int64) error {
 	if number <= 0 {
 		return fmt.Errorf("--comment %d: give the pull request's number", number)
 	}
-	f, err := promote.OpenForge(cmd.Context(), dir, t)
+	f, err := connect.Open(cmd.Context(), dir, t)
 	if err != nil {
 		return err
 	}
