@@ -56,7 +56,10 @@ func gitea(t *testing.T) *giteaserver.Server {
 	giteaOnce.Do(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 25*time.Minute)
 		defer cancel()
-		srv, _, stopGitea, giteaErr = giteatest.Start(ctx)
+		var stop func()
+		if srv, _, stop, giteaErr = giteatest.Start(ctx); giteaErr == nil {
+			stopGitea = stop
+		}
 	})
 	if giteaErr != nil {
 		t.Fatal(giteaErr)
