@@ -74,6 +74,7 @@ and Argo CD as local processes, with no container engine.`,
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
 	root.AddCommand(newVersionCmd())
 	root.AddCommand(newValidateCmd())
+	root.AddCommand(newDiffCmd())
 	root.AddCommand(newLabCmd())
 	root.AddCommand(newPromoteCmd())
 	root.AddCommand(newBootstrapCmd())

@@ -80,6 +80,21 @@ type Forge interface {
 	// not let authors approve their own pull requests; use a reviewer's
 	// token).
 	Approve(ctx context.Context, number int64, body string) error
+	// ListComments returns every comment on the pull request, oldest
+	// first (all pages).
+	ListComments(ctx context.Context, number int64) ([]Comment, error)
+	// CreateComment posts a comment on the pull request.
+	CreateComment(ctx context.Context, number int64, body string) (*Comment, error)
+	// EditComment replaces the body of a comment.
+	EditComment(ctx context.Context, id int64, body string) (*Comment, error)
+}
+
+// Comment is a pull request's conversation comment.
+type Comment struct {
+	ID     int64  `json:"id"`
+	URL    string `json:"url"`
+	Author string `json:"author"`
+	Body   string `json:"-"`
 }
 
 // Bounds on one HTTP exchange with a forge, so that a forge that accepts a

@@ -32,14 +32,18 @@ const (
 	// SARIF is validate's format for code-scanning tools; Write does not
 	// know it, the command encodes it itself.
 	SARIF Format = "sarif"
+	// Markdown is diff's format for pull-request comments; Write does not
+	// know it, the command writes it itself.
+	Markdown Format = "markdown"
 )
 
 var descriptions = map[Format]string{
-	Table: "aligned columns, for people",
-	Text:  "plain text, for people",
-	JSON:  "JSON, for programs (jq)",
-	YAML:  "YAML, for programs",
-	SARIF: "SARIF 2.1.0, for code-scanning tools",
+	Table:    "aligned columns, for people",
+	Text:     "plain text, for people",
+	JSON:     "JSON, for programs (jq)",
+	YAML:     "YAML, for programs",
+	SARIF:    "SARIF 2.1.0, for code-scanning tools",
+	Markdown: "Markdown, for a pull-request comment",
 }
 
 // Description says in a few words what f is for (shell completion shows it).

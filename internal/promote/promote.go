@@ -20,6 +20,7 @@ import (
 	"github.com/go-git/go-git/v5/plumbing/object"
 
 	"github.com/tug-gitops/tug/internal/appstatus"
+	"github.com/tug-gitops/tug/internal/diff"
 	"github.com/tug-gitops/tug/internal/forge"
 	"github.com/tug-gitops/tug/internal/fsutil"
 	"github.com/tug-gitops/tug/internal/repo"
@@ -79,6 +80,8 @@ type Result struct {
 	Diff         string `json:"diff,omitempty"`
 	ManifestDiff string `json:"manifestDiff,omitempty"`
 	RenderError  string `json:"renderError,omitempty"`
+	// manifests is ManifestDiff per resource, for the PR body.
+	manifests *diff.AppDiff
 
 	Base        string             `json:"base,omitempty"`       // the forge's default branch
 	BaseCommit  string             `json:"baseCommit,omitempty"` // the commit the change is built on
@@ -294,28 +297,9 @@ func plan(ctx context.Context, o *Options, res *Result, root string, c *clone) (
 	if err != nil {
 		return from, to, "", nil, fmt.Errorf("%s: %w", to.ValueFile, err)
 	}
-	res.Diff = unifiedDiff(string(orig), string(edited), "a/"+to.ValueFile, "b/"+to.ValueFile)
-	manifestDiff(ctx, res, root, to, path, orig, edited)
+	res.Diff = diff.Unified(string(orig), string(edited), "a/"+to.ValueFile, "b/"+to.ValueFile)
+	manifestDiff(ctx, res, r, to, path, orig, edited)
 	return from, to, tag, edited, nil
-}
-
-// manifestDiff renders the --to environment before and after the edit.
-// The file is restored afterwards; the commit writes it again. A render
-// failure is reported in the PR, not fatal: the reviewer should see it.
-func manifestDiff(ctx context.Context, res *Result, root string, to envApp, path string, orig, edited []byte) {
-	before, err := renderEnv(ctx, root, to)
-	if err == nil {
-		if err = os.WriteFile(path, edited, 0o644); err == nil {
-			var after string
-			after, err = renderEnv(ctx, root, to)
-			res.ManifestDiff = unifiedDiff(before, after, to.Name()+" (before)", to.Name()+" (after)")
-		}
-		_ = os.WriteFile(path, orig, 0o644)
-	}
-	if err != nil {
-		res.RenderError = err.Error()
-		res.Warnings = append(res.Warnings, "the chart could not be rendered: "+err.Error())
-	}
 }
 
 // gate refuses a promotion the --from environment does not back up:

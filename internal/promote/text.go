@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"regexp"
 	"strings"
+
+	"github.com/tug-gitops/tug/internal/diff"
 )
 
 // maxManifestDiff keeps PR bodies under forge limits (GitHub: 65536
@@ -46,19 +48,15 @@ func prBody(o *Options, res *Result, from, to envApp, tag string) string {
 	for _, w := range res.Warnings {
 		fmt.Fprintf(&b, "\n> **Warning:** %s\n", w)
 	}
-	b.WriteString("\n<details><summary>Rendered manifests for " + o.To + " (helm template, before → after)</summary>\n\n")
+	b.WriteString("\nRendered manifests of " + o.To + " (before → after, as `tug diff` shows them):\n\n")
 	switch {
 	case res.RenderError != "":
 		fmt.Fprintf(&b, "Could not render the chart: %s\n", res.RenderError)
-	case res.ManifestDiff == "":
+	case res.manifests == nil || len(res.manifests.Resources) == 0:
 		b.WriteString("No change in the rendered manifests.\n")
 	default:
-		d := res.ManifestDiff
-		if len(d) > maxManifestDiff {
-			d = d[:maxManifestDiff] + "\n… (cut; run `tug promote --dry-run` for the whole diff)\n"
-		}
-		b.WriteString("```diff\n" + d + "```\n")
+		b.WriteString(diff.AppSection(res.manifests, maxManifestDiff, "tug promote --dry-run"))
 	}
-	b.WriteString("\n</details>\n\nOpened by `tug promote`.\n")
+	b.WriteString("\nOpened by `tug promote`.\n")
 	return b.String()
 }

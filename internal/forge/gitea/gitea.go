@@ -339,3 +339,69 @@ func convert(p *sdk.PullRequest) *forge.PullRequest {
 	}
 	return out
 }
+
+// ListComments pages through the comments. Older Gitea versions ignore the
+// page parameters and return everything at once: a page that brings no
+// comment not seen before ends the loop.
+func (f *Forge) ListComments(ctx context.Context, number int64) ([]forge.Comment, error) {
+	const pageSize = 50
+	var out []forge.Comment
+	seen := map[int64]bool{}
+	c, err := f.client(ctx)
+	if err != nil {
+		return nil, err
+	}
+	for page := 1; ; page++ {
+		cs, _, err := c.ListIssueComments(f.repo.Owner, f.repo.Name, number, sdk.ListIssueCommentOptions{
+			ListOptions: sdk.ListOptions{Page: page, PageSize: pageSize},
+		})
+		if err != nil {
+			return nil, fmt.Errorf("gitea: list comments of pull request #%d in %s: %w", number, f.repo, err)
+		}
+		fresh := 0
+		for _, c := range cs {
+			if !seen[c.ID] {
+				seen[c.ID] = true
+				fresh++
+				out = append(out, convertComment(c))
+			}
+		}
+		if fresh == 0 || len(cs) < pageSize {
+			return out, nil
+		}
+	}
+}
+
+func (f *Forge) CreateComment(ctx context.Context, number int64, body string) (*forge.Comment, error) {
+	client, err := f.client(ctx)
+	if err != nil {
+		return nil, err
+	}
+	c, _, err := client.CreateIssueComment(f.repo.Owner, f.repo.Name, number, sdk.CreateIssueCommentOption{Body: body})
+	if err != nil {
+		return nil, fmt.Errorf("gitea: comment on pull request #%d in %s: %w", number, f.repo, err)
+	}
+	fc := convertComment(c)
+	return &fc, nil
+}
+
+func (f *Forge) EditComment(ctx context.Context, id int64, body string) (*forge.Comment, error) {
+	client, err := f.client(ctx)
+	if err != nil {
+		return nil, err
+	}
+	c, _, err := client.EditIssueComment(f.repo.Owner, f.repo.Name, id, sdk.EditIssueCommentOption{Body: body})
+	if err != nil {
+		return nil, fmt.Errorf("gitea: edit comment %d in %s: %w", id, f.repo, err)
+	}
+	fc := convertComment(c)
+	return &fc, nil
+}
+
+func convertComment(c *sdk.Comment) forge.Comment {
+	out := forge.Comment{ID: c.ID, URL: c.HTMLURL, Body: c.Body}
+	if c.Poster != nil {
+		out.Author = c.Poster.UserName
+	}
+	return out
+}

@@ -149,3 +149,43 @@ func convert(p *gh.PullRequest) *forge.PullRequest {
 		Open: p.GetState() == "open", Merged: p.GetMerged(), MergeCommit: p.GetMergeCommitSHA(),
 	}
 }
+
+func (f *Forge) ListComments(ctx context.Context, number int64) ([]forge.Comment, error) {
+	var out []forge.Comment
+	opts := &gh.IssueListCommentsOptions{ListOptions: gh.ListOptions{PerPage: 100}}
+	for {
+		cs, resp, err := f.client.Issues.ListComments(ctx, f.repo.Owner, f.repo.Name, int(number), opts)
+		if err != nil {
+			return nil, fmt.Errorf("github: list comments of pull request #%d in %s: %w", number, f.repo, err)
+		}
+		for _, c := range cs {
+			out = append(out, convertComment(c))
+		}
+		if resp.NextPage == 0 {
+			return out, nil
+		}
+		opts.Page = resp.NextPage
+	}
+}
+
+func (f *Forge) CreateComment(ctx context.Context, number int64, body string) (*forge.Comment, error) {
+	c, _, err := f.client.Issues.CreateComment(ctx, f.repo.Owner, f.repo.Name, int(number), &gh.IssueComment{Body: gh.Ptr(body)})
+	if err != nil {
+		return nil, fmt.Errorf("github: comment on pull request #%d in %s: %w", number, f.repo, err)
+	}
+	fc := convertComment(c)
+	return &fc, nil
+}
+
+func (f *Forge) EditComment(ctx context.Context, id int64, body string) (*forge.Comment, error) {
+	c, _, err := f.client.Issues.EditComment(ctx, f.repo.Owner, f.repo.Name, id, &gh.IssueComment{Body: gh.Ptr(body)})
+	if err != nil {
+		return nil, fmt.Errorf("github: edit comment %d in %s: %w", id, f.repo, err)
+	}
+	fc := convertComment(c)
+	return &fc, nil
+}
+
+func convertComment(c *gh.IssueComment) forge.Comment {
+	return forge.Comment{ID: c.GetID(), URL: c.GetHTMLURL(), Author: c.GetUser().GetLogin(), Body: c.GetBody()}
+}

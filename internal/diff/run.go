@@ -1,0 +1,190 @@
+package diff
+
+import (
+	"context"
+	"log/slog"
+	"os"
+	"path"
+	"path/filepath"
+	"strings"
+
+	"golang.org/x/sync/errgroup"
+
+	"github.com/tug-gitops/tug/internal/repo"
+)
+
+// Options say which two revisions to compare.
+type Options struct {
+	// Dir is any directory inside the git work tree (default ".").
+	Dir string
+	// Base is a commit, branch or tag; "" means the merge base of HEAD
+	// with the default branch.
+	Base string
+	// Head is a commit, branch or tag; WorkingTree ("") means the files on
+	// disk, uncommitted and untracked ones included.
+	Head string
+	// Parallel is how many Applications render at once per revision; 0
+	// means GOMAXPROCS.
+	Parallel int
+	Logger   *slog.Logger
+}
+
+// Run renders every Application at both revisions and compares them.
+// Committed revisions are extracted from git objects into a temporary
+// directory, removed afterwards.
+func Run(ctx context.Context, o Options) (*Result, error) {
+	if o.Dir == "" {
+		o.Dir = "."
+	}
+	log := o.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	top, err := topLevel(ctx, o.Dir)
+	if err != nil {
+		return nil, err
+	}
+	g := gitRepo{dir: top}
+	res := &Result{}
+	if o.Base == "" {
+		res.Base.Ref, res.Base.Commit, err = g.defaultBase(ctx)
+	} else {
+		res.Base.Ref = o.Base
+		res.Base.Commit, err = g.commit(ctx, o.Base)
+	}
+	if err != nil {
+		return nil, err
+	}
+	res.Head.Ref = "working tree"
+	if o.Head != WorkingTree {
+		res.Head.Ref = o.Head
+		if res.Head.Commit, err = g.commit(ctx, o.Head); err != nil {
+			return nil, err
+		}
+	}
+	changed, err := g.changedFiles(ctx, res.Base.Commit, res.Head.Commit)
+	if err != nil {
+		return nil, err
+	}
+	tmp, err := os.MkdirTemp("", "tug-diff-*")
+	if err != nil {
+		return nil, err
+	}
+	defer os.RemoveAll(tmp)
+
+	var base, head *Snapshot
+	eg, ectx := errgroup.WithContext(ctx)
+	eg.Go(func() error {
+		var err error
+		base, err = snapshotAt(ectx, g, res.Base.Commit, tmp+"/base", o.Parallel)
+		return err
+	})
+	eg.Go(func() error {
+		var err error
+		if res.Head.Commit == "" {
+			head, err = Render(ectx, top, o.Parallel)
+		} else {
+			head, err = snapshotAt(ectx, g, res.Head.Commit, tmp+"/head", o.Parallel)
+		}
+		return err
+	})
+	if err := eg.Wait(); err != nil {
+		return nil, err
+	}
+	log.Debug("rendered", "base", len(base.Apps), "head", len(head.Apps), "changedFiles", len(changed))
+	cmp, err := Compare(base, head, changed)
+	if err != nil {
+		return nil, err
+	}
+	cmp.Base, cmp.Head = res.Base, res.Head
+	return cmp, nil
+}
+
+// snapshotAt renders commit from git objects written into dir in two
+// steps: first the files the repository loader reads (YAML and JSON, not
+// under testdata/ or dot folders, as repo.Load skips them), then every file
+// under the Applications' source folders and kustomization folders (chart
+// templates, helpers, generator inputs). The rest of the tree (code, docs)
+// is never written.
+func snapshotAt(ctx context.Context, g gitRepo, commit, dir string, parallel int) (*Snapshot, error) {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, err
+	}
+	files, err := g.tree(ctx, commit)
+	if err != nil {
+		return nil, err
+	}
+	var manifests, rest []treeEntry
+	for _, f := range files {
+		if loaderReads(f.path) {
+			manifests = append(manifests, f)
+		} else {
+			rest = append(rest, f)
+		}
+	}
+	if err := g.writeBlobs(ctx, manifests, dir); err != nil {
+		return nil, err
+	}
+	r, err := repo.Load(dir)
+	if err != nil {
+		return nil, err
+	}
+	dirs := sourceDirs(r, manifests)
+	var needed []treeEntry
+	for _, f := range rest {
+		if under(f.path, dirs) {
+			needed = append(needed, f)
+		}
+	}
+	if err := g.writeBlobs(ctx, needed, dir); err != nil {
+		return nil, err
+	}
+	return renderRepo(ctx, r, parallel)
+}
+
+// loaderReads mirrors what repo.Load reads: .yaml/.yml files outside
+// testdata/ and dot folders (plus .json, which directory sources read).
+func loaderReads(p string) bool {
+	switch strings.ToLower(path.Ext(p)) {
+	case ".yaml", ".yml", ".json":
+	default:
+		return false
+	}
+	segs := strings.Split(p, "/")
+	for _, s := range segs[:len(segs)-1] {
+		if s == "testdata" || s == "node_modules" || strings.HasPrefix(s, ".") {
+			return false
+		}
+	}
+	return true
+}
+
+// sourceDirs are the repo-relative folders whose every file a render may
+// read: the local sources of every Application, and every kustomization
+// folder (a kustomization's bases live outside its own folder).
+func sourceDirs(r *repo.Repo, manifests []treeEntry) []string {
+	var dirs []string
+	for _, a := range r.Applications {
+		for _, src := range a.Spec.GetSources() {
+			if isLocal(r, src) && src.Path != "" {
+				dirs = append(dirs, path.Clean(strings.TrimPrefix(filepath.ToSlash(src.Path), "/")))
+			}
+		}
+	}
+	for _, f := range manifests {
+		switch path.Base(f.path) {
+		case "kustomization.yaml", "kustomization.yml", "Kustomization":
+			dirs = append(dirs, path.Dir(f.path))
+		}
+	}
+	return uniqueSorted(dirs)
+}
+
+func under(p string, dirs []string) bool {
+	for _, d := range dirs {
+		if d == "." || strings.HasPrefix(p, d+"/") {
+			return true
+		}
+	}
+	return false
+}
