@@ -69,6 +69,7 @@ type Lab struct {
 	last    time.Time
 	stopped bool
 	bins    map[tools.Tool]string
+	argoUI  bool // bins[tools.ArgoCD] serves the web UI
 	// background counts up's concurrent helpers.
 	background sync.WaitGroup
 	unlock     func()
@@ -125,6 +126,9 @@ func Start(ctx context.Context, opts Options) (*Lab, error) {
 func (l *Lab) up(ctx context.Context) error {
 	bins, err := l.opts.Tools.EnsureAll(ctx)
 	if err != nil {
+		return err
+	}
+	if err := l.useArgoCDUI(ctx, bins); err != nil {
 		return err
 	}
 	l.bins = bins
