@@ -4,10 +4,12 @@ package e2e
 // release's source and served by the lab's argocd-server, driven by
 // headless Chromium through the DevTools protocol (chromedp).
 //
-// The browser trusts the lab's CA and nothing else it would not trust
-// anyway: --ignore-certificate-errors-spki-list names the public keys of
-// the lab CA and of argocd-server's certificate (which that CA issued), so
-// any other certificate error still fails the page.
+// The browser touches no trust store: --ignore-certificate-errors-spki-list
+// names the public key of argocd-server's certificate, read from the lab's
+// PKI folder (the lab CA issued it; the CA's key is listed too, for a
+// server that sends the chain), so any other certificate error still fails
+// the page. Chromium matches the keys of the chain the server sends, and
+// argocd-server sends its certificate alone.
 //
 // When a test fails it writes a screenshot of what the browser showed to
 // $TUG_E2E_ARTIFACTS (default: $TMPDIR/tug-e2e-ui) and logs its path.
