@@ -3,7 +3,9 @@ package tools
 import (
 	"context"
 	"errors"
+	"net"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -72,5 +74,24 @@ func TestCheckSHA256(t *testing.T) {
 	err := checkSHA256(p, argoUISHA256)
 	if !errors.Is(err, ErrUIUnavailable) || !strings.Contains(err.Error(), argoUISHA256) {
 		t.Fatalf("a tampered archive: %v", err)
+	}
+}
+
+// A registry that does not answer is found out in seconds, with the fix,
+// rather than after yarn's minutes of retries.
+func TestRegistryDown(t *testing.T) {
+	if _, err := exec.LookPath("npm"); err != nil {
+		t.Skip("npm not on PATH")
+	}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	l.Close() // nothing listens there now
+	t.Setenv("npm_config_registry", "http://"+addr+"/")
+	err = registryReachable(context.Background())
+	if !errors.Is(err, ErrUIUnavailable) || !strings.Contains(err.Error(), addr) || !strings.Contains(err.Error(), "fix:") {
+		t.Fatalf("registry down: %v", err)
 	}
 }
