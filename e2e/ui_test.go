@@ -415,7 +415,7 @@ func TestUIDeployerSeesOnlyShopApps(t *testing.T) {
 	tok := deployerToken(t)
 	err := run(ctx, 30*time.Second,
 		chromedp.ActionFunc(func(ctx context.Context) error {
-			return network.SetCookie("argocd.token", tok).WithDomain("127.0.0.1").WithPath("/").WithSecure(true).WithHTTPOnly(true).Do(ctx)
+			return network.SetCookie("argocd.token", tok).WithURL(base).WithPath("/").WithSecure(true).WithHTTPOnly(true).Do(ctx)
 		}),
 		chromedp.Navigate(base+"applications"),
 	)
