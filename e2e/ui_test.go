@@ -28,6 +28,7 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -385,6 +386,10 @@ func TestUIAppDetailsResourceTree(t *testing.T) {
 	if _, err := waitTiles(ctx, 90*time.Second, append([]string{"root"}, productApps...)); err != nil {
 		t.Fatalf("Applications page: %v", err)
 	}
+	nl := watchNetwork(ctx)
+	if err := run(ctx, 10*time.Second, network.Enable()); err != nil {
+		t.Fatal(err)
+	}
 	began := time.Now()
 	if err := run(ctx, 10*time.Second, chromedp.Navigate(base+"applications/argocd/backend-dev")); err != nil {
 		t.Fatal(err)
@@ -401,9 +406,48 @@ func TestUIAppDetailsResourceTree(t *testing.T) {
 		return nil
 	})
 	if err != nil {
-		t.Fatalf("backend-dev's resource tree: %v", err)
+		t.Fatalf("backend-dev's resource tree: %v\n%s", err, nl)
 	}
-	t.Logf("resource tree of backend-dev drawn %s after navigating: %v", time.Since(began).Round(time.Millisecond), kinds)
+	t.Logf("resource tree of backend-dev drawn %s after navigating: %v\n%s", time.Since(began).Round(time.Millisecond), kinds, nl)
+}
+
+// netLog records the page's requests: which are still open, and the
+// protocols the responses came over (HTTP/1.1 allows a browser six
+// connections per host, and each of Argo CD's watch streams holds two).
+type netLog struct {
+	mu        sync.Mutex
+	pending   map[network.RequestID]string
+	protocols map[string]int
+}
+
+func watchNetwork(ctx context.Context) *netLog {
+	nl := &netLog{pending: map[network.RequestID]string{}, protocols: map[string]int{}}
+	chromedp.ListenTarget(ctx, func(ev any) {
+		nl.mu.Lock()
+		defer nl.mu.Unlock()
+		switch e := ev.(type) {
+		case *network.EventRequestWillBeSent:
+			nl.pending[e.RequestID] = e.Request.URL
+		case *network.EventResponseReceived:
+			nl.protocols[e.Response.Protocol]++
+		case *network.EventLoadingFinished:
+			delete(nl.pending, e.RequestID)
+		case *network.EventLoadingFailed:
+			delete(nl.pending, e.RequestID)
+		}
+	})
+	return nl
+}
+
+func (nl *netLog) String() string {
+	nl.mu.Lock()
+	defer nl.mu.Unlock()
+	var open []string
+	for _, u := range nl.pending {
+		open = append(open, u)
+	}
+	slices.Sort(open)
+	return fmt.Sprintf("responses by protocol: %v; requests still open (%d):\n  %s", nl.protocols, len(open), strings.Join(open, "\n  "))
 }
 
 // deployer has API tokens only (no password). With its token in the
