@@ -23,6 +23,7 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/tug-gitops/tug/internal/fsutil"
@@ -79,9 +80,14 @@ func (b *Builder) EnsureArgoCDUI(ctx context.Context) (string, error) {
 	if _, err := os.Stat(path); err == nil {
 		return path, nil
 	}
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	unlock, err := fsutil.Lock(path+".lock", true)
+	b.semOnce.Do(func() { b.sem = make(chan struct{}, 1) })
+	select {
+	case b.sem <- struct{}{}:
+		defer func() { <-b.sem }()
+	case <-ctx.Done():
+		return "", context.Cause(ctx)
+	}
+	unlock, err := fsutil.Lock(ctx, path+".lock", true)
 	if err != nil {
 		return "", err
 	}
@@ -455,7 +461,20 @@ func (u *uiBuild) run(ctx context.Context, dir, prog string, args ...string) err
 	cmd.Env = u.env
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
-	if err := cmd.Run(); err != nil {
+	// As in build: yarn's node children, webpack and the compiler all
+	// stop with ctx, in a process group of their own.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
+	cmd.WaitDelay = 5 * time.Second
+	if err := cmd.Start(); err != nil {
+		return fmt.Errorf("%s: %w", filepath.Base(prog), err)
+	}
+	err := cmd.Wait()
+	_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+	if err != nil {
+		if ctx.Err() != nil {
+			return fmt.Errorf("%s stopped: %w", filepath.Base(prog), context.Cause(ctx))
+		}
 		return fmt.Errorf("%s %s (in %s): %w\n%s", filepath.Base(prog), strings.Join(args, " "), dir, err, tail(out.Bytes(), 30))
 	}
 	return nil
