@@ -88,7 +88,7 @@ func labSPKIs(t testing.TB) string {
 	t.Helper()
 	var hashes []string
 	for _, name := range []string{"ca.crt", "argocd-server.crt"} {
-		data, err := os.ReadFile(filepath.Join(env.dir, "pki", name))
+		data, err := os.ReadFile(filepath.Join(env.layout.PKI(), name))
 		if err != nil {
 			t.Fatal(err)
 		}
