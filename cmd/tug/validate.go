@@ -18,20 +18,32 @@ func newValidateCmd() *cobra.Command {
 		format    output.Format
 		strict    bool
 		listRules bool
+		roots     []string
 	)
 	cmd := &cobra.Command{
 		Use:   "validate [PATH...]",
 		Short: "Check a GitOps repository offline before merge",
-		Long: `Validate finds every Argo CD Application, AppProject and ApplicationSet
-(list generators expanded) in the YAML files under PATH (default ".") and
-checks what Argo CD would only report after merge: strict specs (Argo CD's own
-types), destinations (exact server match, as Argo CD does), projects (Argo CD's
-own permission checks), sources rendered with the Helm SDK / kustomize API,
-rendered manifests against the Kubernetes 1.34 schema (plus CRDs in the repo),
-and conflicts between Applications. No cluster and no network are used.
+		Long: `Validate checks what Argo CD would only report after merge, from what Argo CD
+would see: it starts at the root Applications (those no other Application
+deploys, plus any named with --root), renders their sources as Argo CD does
+(Helm SDK, kustomize API with argocd-cm's kustomize.buildOptions, plain
+directories), takes the Applications and ApplicationSets out of the rendered
+output (Helm-templated and Kustomize-patched app-of-apps), expands
+ApplicationSets with the ApplicationSet controller's own generators (list,
+git directories/files from the checkout, clusters, matrix, merge), and checks
+each: strict specs (Argo CD's own types), destinations (exact server match),
+projects (Argo CD's own permission checks), value files and $refs, rendered
+manifests against the Kubernetes 1.34 schema (plus CRDs in the repo), and
+conflicts between Applications of one tree.
+
+No cluster is used and no network connection is opened: charts from Helm
+repositories, remote kustomize bases and the like are reported as
+source.remote (info). YAML files no Application reads are not errors.
 
 The repository root is the nearest directory at or above PATH holding tug.yaml
-or .git; tug.yaml declares repoURL and the clusters Argo CD knows.
+or .git. Which sources are "this repository": tug.yaml's repoURL, else the
+checkout's origin remote, else the repoURL of the sources whose paths exist;
+the summary says which. tug.yaml also declares the clusters Argo CD knows.
 
 Exit status: 0 clean (info and, without --strict, warnings allowed),
 1 errors found, 2 misuse or internal failure.`,
@@ -40,6 +52,9 @@ Exit status: 0 clean (info and, without --strict, warnings allowed),
 
   # Treat warnings as errors, as a required PR check would
   tug validate --strict .
+
+  # The root Application lives outside the repository (applied by Terraform)
+  tug validate --root ../platform/argocd-root.yaml .
 
   # Machine-readable results, or SARIF for GitHub code scanning
   tug validate -o json | jq '.findings[] | select(.severity == "error")'
@@ -60,13 +75,17 @@ Exit status: 0 clean (info and, without --strict, warnings allowed),
 				if err != nil {
 					return usageError{err}
 				}
-				one, err := validate.Run(cmd.Context(), r, validate.Options{})
+				one, err := validate.Run(cmd.Context(), r, validate.Options{Roots: roots})
 				if err != nil {
-					return usageError{fmt.Errorf("internal failure: %w", err)} // exit 2, as the issue defines
+					return usageError{err} // a bad --root, or an internal failure: exit 2
 				}
 				res.Findings = append(res.Findings, one.Findings...)
 				res.Apps += one.Apps
 				res.Projects += one.Projects
+				res.Roots = append(res.Roots, one.Roots...)
+				if res.RepoURL == "" {
+					res.RepoURL, res.RepoURLSource = one.RepoURL, one.RepoURLSource
+				}
 			}
 			if err := writeValidateResult(cmd, res, format); err != nil {
 				return err
@@ -84,6 +103,7 @@ Exit status: 0 clean (info and, without --strict, warnings allowed),
 	bindOutputFlag(cmd, &format, output.Text, output.JSON, output.SARIF)
 	cmd.Flags().BoolVar(&strict, "strict", false, "treat warnings as errors")
 	cmd.Flags().BoolVar(&listRules, "list-rules", false, "list every rule ID with its severity and meaning, then exit")
+	cmd.Flags().StringArrayVar(&roots, "root", nil, "a YAML file holding a root Application or ApplicationSet applied outside the repository (repeatable)")
 	return cmd
 }
 

@@ -23,6 +23,13 @@ type DirectoryOptions struct {
 // Directory reads the plain manifests (.yaml, .yml, .json) in dir as Argo CD
 // does for a directory source.
 func Directory(dir string, opts DirectoryOptions) ([]*unstructured.Unstructured, error) {
+	objs, _, err := DirectoryWithFiles(dir, opts)
+	return objs, err
+}
+
+// DirectoryWithFiles is Directory that also returns the files it read.
+func DirectoryWithFiles(dir string, opts DirectoryOptions) ([]*unstructured.Unstructured, []string, error) {
+	var files []string
 	limit := opts.MaxFileSize
 	if limit == 0 {
 		limit = 4 << 20
@@ -58,6 +65,7 @@ func Directory(dir string, opts DirectoryOptions) ([]*unstructured.Unstructured,
 		if err != nil {
 			return err
 		}
+		files = append(files, path)
 		got, err := DecodeManifests(data)
 		if err != nil {
 			return fmt.Errorf("%s: %w", rel, err)
@@ -65,7 +73,7 @@ func Directory(dir string, opts DirectoryOptions) ([]*unstructured.Unstructured,
 		objs = append(objs, got...)
 		return nil
 	})
-	return objs, err
+	return objs, files, err
 }
 
 // globAny matches Argo CD's include/exclude syntax: a glob or "{a,b}".

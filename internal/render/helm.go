@@ -45,33 +45,44 @@ type HelmOptions struct {
 // Helm renders the chart in chartDir the way `helm template --include-crds`
 // does (hooks included), with the Helm SDK and no cluster.
 func Helm(ctx context.Context, chartDir string, opts HelmOptions) ([]*unstructured.Unstructured, error) {
-	chrt, err := loader.Load(chartDir)
-	if err != nil {
-		return nil, fmt.Errorf("load chart %s: %w", chartDir, err)
-	}
-	vals, err := helmValues(opts)
+	manifest, err := helmManifest(ctx, chartDir, opts)
 	if err != nil {
 		return nil, err
 	}
-	inst, err := newClientOnlyInstall(opts)
-	if err != nil {
-		return nil, err
-	}
-	rel, err := inst.RunWithContext(ctx, chrt, vals)
-	if err != nil {
-		return nil, fmt.Errorf("helm template %s: %w", chartDir, err)
-	}
-	var all strings.Builder
-	all.WriteString(rel.Manifest)
-	for _, h := range rel.Hooks {
-		all.WriteString("\n---\n")
-		all.WriteString(h.Manifest)
-	}
-	objs, err := DecodeManifests([]byte(all.String()))
+	objs, err := DecodeManifests([]byte(manifest))
 	if err != nil {
 		return nil, fmt.Errorf("helm template %s produced invalid YAML: %w", chartDir, err)
 	}
 	return objs, nil
+}
+
+// helmManifest is `helm template`'s output: manifests, then hooks.
+func helmManifest(ctx context.Context, chartDir string, opts HelmOptions) (string, error) {
+	chrt, err := loader.Load(chartDir)
+	if err != nil {
+		return "", fmt.Errorf("load chart %s: %w", chartDir, err)
+	}
+	vals, err := helmValues(opts)
+	if err != nil {
+		return "", err
+	}
+	inst, err := newClientOnlyInstall(opts)
+	if err != nil {
+		return "", err
+	}
+	rel, err := inst.RunWithContext(ctx, chrt, vals)
+	if err != nil {
+		return "", fmt.Errorf("helm template %s: %w", chartDir, err)
+	}
+	var all strings.Builder
+	all.WriteString(rel.Manifest)
+	for _, h := range rel.Hooks {
+		all.WriteString("\n---\n# Source: ")
+		all.WriteString(h.Path)
+		all.WriteString("\n")
+		all.WriteString(h.Manifest)
+	}
+	return all.String(), nil
 }
 
 func newClientOnlyInstall(opts HelmOptions) (*action.Install, error) {

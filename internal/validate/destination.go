@@ -21,18 +21,18 @@ func (v *validator) checkDestination(app *repo.Application) *v1alpha1.Cluster {
 	switch {
 	case d.Server != "" && d.Name != "":
 		v.add(newFinding("destination.server-and-name", app.FieldPos("spec.destination"), "remove one of them; server is the stable choice",
-			"Application %q: destination has both server %q and name %q", app.Name, d.Server, d.Name))
+			"Application %s: destination has both server %q and name %q", app.Describe(), d.Server, d.Name))
 		return nil
 	case d.Server == "" && d.Name == "":
 		v.add(newFinding("destination.missing", app.FieldPos("spec.destination"), "add destination.server: "+config.InCluster.Server,
-			"Application %q: destination has neither server nor name", app.Name))
+			"Application %s: destination has neither server nor name", app.Describe()))
 		return nil
 	case d.Server != "":
 		if c, ok := v.clusterByServer(d.Server); ok {
 			return &v1alpha1.Cluster{Name: c.Name, Server: c.Server}
 		}
-		v.add(newFinding("destination.unknown-server", app.FieldPos("spec.destination.server"), v.serverHint(d.Server),
-			"Application %q: cluster %q not found (Argo CD matches the server URL exactly)", app.Name, d.Server))
+		v.add(newFinding("destination.unknown-server", app.ValuePos(v.r.Root, "spec.destination.server", d.Server), v.serverHint(d.Server),
+			"Application %s: cluster %q not found (Argo CD matches the server URL exactly)", app.Describe(), d.Server))
 		return nil
 	}
 	var matches []config.Cluster
@@ -52,8 +52,8 @@ func (v *validator) checkDestination(app *repo.Application) *v1alpha1.Cluster {
 	if len(matches) > 1 {
 		msg = fmt.Sprintf("%d clusters have this name", len(matches))
 	}
-	v.add(newFinding("destination.unknown-name", app.FieldPos("spec.destination.name"), hint,
-		"Application %q: destination name %q: %s", app.Name, d.Name, msg))
+	v.add(newFinding("destination.unknown-name", app.ValuePos(v.r.Root, "spec.destination.name", d.Name), hint,
+		"Application %s: destination name %q: %s", app.Describe(), d.Name, msg))
 	return nil
 }
 

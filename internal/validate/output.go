@@ -40,10 +40,36 @@ func WriteText(w io.Writer, res *Result, color bool) error {
 	if lastFile != "" {
 		fmt.Fprintln(w)
 	}
+	writeSummary(w, res)
 	errs, warns := countSev(res, Error), countSev(res, Warning)
 	_, err := fmt.Fprintf(w, "%d applications, %d projects checked: %d errors, %d warnings, %d info\n",
 		res.Apps, res.Projects, errs, warns, len(res.Findings)-errs-warns)
 	return err
+}
+
+// writeSummary says which repository this was taken to be and which roots
+// were found, or that none were and how to name one.
+func writeSummary(w io.Writer, res *Result) {
+	switch {
+	case res.RepoURL != "":
+		fmt.Fprintf(w, "repository: %s (%s)\n", res.RepoURL, res.RepoURLSource)
+	default:
+		fmt.Fprintln(w, "repository: URL unknown (no tug.yaml repoURL, no origin remote): every source is taken to be this repository")
+	}
+	switch {
+	case len(res.Roots) > 0:
+		shown := res.Roots
+		if len(shown) > 10 {
+			shown = shown[:10]
+		}
+		more := ""
+		if len(res.Roots) > len(shown) {
+			more = fmt.Sprintf(" and %d more", len(res.Roots)-len(shown))
+		}
+		fmt.Fprintf(w, "roots: %s%s\n", strings.Join(shown, ", "), more)
+	case res.Apps == 0:
+		fmt.Fprintln(w, "roots: none found, so nothing was checked. If the root Application is applied from outside this repository, name its file with --root FILE; Applications inside Helm templates or kustomizations are found only through a root that renders them.")
+	}
 }
 
 func countSev(res *Result, s Severity) int {

@@ -36,21 +36,21 @@ func (v *validator) checkProject(app *repo.Application, cluster *v1alpha1.Cluste
 		if best != "" {
 			hint = fmt.Sprintf("did you mean %q?", best)
 		}
-		v.add(newFinding("project.missing", app.FieldPos("spec.project"), hint, "Application %q: AppProject %q not found", app.Name, name))
+		v.add(newFinding("project.missing", app.ValuePos(v.r.Root, "spec.project", name), hint, "Application %s: AppProject %q not found", app.Describe(), name))
 		return nil
 	}
 	if cluster != nil {
 		ok, err := proj.IsDestinationPermitted(cluster, app.Spec.Destination.Namespace, noProjectClusters)
 		if err != nil || !ok {
 			v.add(newFinding("project.destination-denied", app.FieldPos("spec.destination"), destinationsHint(proj),
-				"Application %q: destination {%s %s} is not permitted in project %q", app.Name, cluster.Server, app.Spec.Destination.Namespace, proj.Name))
+				"Application %s: destination {%s %s} is not permitted in project %q", app.Describe(), cluster.Server, app.Spec.Destination.Namespace, proj.Name))
 		}
 	}
 	for i, src := range app.Spec.GetSources() {
 		if src.RepoURL != "" && !proj.IsSourcePermitted(src) {
 			v.add(newFinding("project.source-denied", app.FieldPos(sourcePath(app, i)+".repoURL"),
 				fmt.Sprintf("project %q allows sourceRepos %v", proj.Name, proj.Spec.SourceRepos),
-				"Application %q: source repository %q is not permitted in project %q", app.Name, src.RepoURL, proj.Name))
+				"Application %s: source repository %q is not permitted in project %q", app.Describe(), src.RepoURL, proj.Name))
 		}
 	}
 	return proj
@@ -91,14 +91,14 @@ func (v *validator) checkResourcePermitted(app *repo.Application, i int, proj *r
 		}
 		v.add(newFinding("project.kind-denied", app.FieldPos(sourcePath(app, i)),
 			fmt.Sprintf("add {group: %q, kind: %s} to project %q's %sResourceWhitelist, or remove the resource", gk.Group, gk.Kind, proj.Name, scope),
-			"Application %q: %s %q (%s-scoped) is not permitted in project %q", app.Name, kindName(gk.Group, gk.Kind), o.GetName(), scope, proj.Name))
+			"Application %s: %s %q (%s-scoped) is not permitted in project %q", app.Describe(), kindName(gk.Group, gk.Kind), o.GetName(), scope, proj.Name))
 		return
 	}
 	if namespaced && cluster != nil && ns != app.Spec.Destination.Namespace {
 		ok, err := proj.IsDestinationPermitted(cluster, ns, noProjectClusters)
 		if err != nil || !ok {
 			v.add(newFinding("project.destination-denied", app.FieldPos(sourcePath(app, i)), destinationsHint(proj),
-				"Application %q: %s %q goes to namespace %q, which project %q does not permit", app.Name, gk.Kind, o.GetName(), ns, proj.Name))
+				"Application %s: %s %q goes to namespace %q, which project %q does not permit", app.Describe(), gk.Kind, o.GetName(), ns, proj.Name))
 		}
 	}
 }

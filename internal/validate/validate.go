@@ -4,6 +4,9 @@ import (
 	"context"
 	"encoding/base64"
 	"fmt"
+	"os"
+	"path/filepath"
+	"regexp"
 	"runtime"
 	"strings"
 	"sync"
@@ -12,6 +15,7 @@ import (
 	"golang.org/x/sync/errgroup"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 
+	"github.com/tug-gitops/tug/internal/apptree"
 	"github.com/tug-gitops/tug/internal/config"
 	"github.com/tug-gitops/tug/internal/repo"
 )
@@ -20,6 +24,8 @@ import (
 type Options struct {
 	// Parallel is how many Applications render at once; 0 means GOMAXPROCS.
 	Parallel int
+	// Roots are extra files holding root Applications (see apptree.Options).
+	Roots []string
 }
 
 // Result is the outcome of a run.
@@ -27,6 +33,12 @@ type Result struct {
 	Findings []Finding `json:"findings"`
 	Apps     int       `json:"applications"`
 	Projects int       `json:"projects"`
+	// RepoURL is the URL sources are compared with to tell this repository
+	// from others, and RepoURLSource where it came from.
+	RepoURL       string `json:"repoURL,omitempty"`
+	RepoURLSource string `json:"repoURLSource,omitempty"`
+	// Roots name the root Applications found (name and file).
+	Roots []string `json:"roots"`
 }
 
 // Count returns how many findings have at least severity s.
@@ -56,10 +68,22 @@ func (v *validator) add(f Finding) {
 	v.mu.Unlock()
 }
 
-// Run validates a loaded repository.
+// Run validates a loaded repository: it builds the tree of Applications
+// Argo CD would see from the roots (apptree) and checks every one of them.
 func Run(ctx context.Context, r *repo.Repo, opts Options) (*Result, error) {
+	tree, err := apptree.Build(ctx, r, apptree.Options{Roots: opts.Roots, Parallel: opts.Parallel})
+	if err != nil {
+		return nil, err
+	}
+	return Check(ctx, tree, opts)
+}
+
+// Check validates an already built tree.
+func Check(ctx context.Context, tree *apptree.Tree, opts Options) (*Result, error) {
+	r := tree.Repo
 	v := &validator{r: r, clusters: knownClusters(r)}
-	for _, p := range r.Problems {
+	v.loadProblems(tree)
+	for _, p := range tree.Problems {
 		v.add(newFinding(p.Rule, p.Pos, p.Hint, "%s", p.Message))
 	}
 	schemas, err := loadSchemas(r)
@@ -68,59 +92,95 @@ func Run(ctx context.Context, r *repo.Repo, opts Options) (*Result, error) {
 	}
 	v.schemas = schemas
 
-	v.checkDuplicateNames()
-	rendered := make([]*renderedApp, len(r.Applications))
 	g, gctx := errgroup.WithContext(ctx)
 	limit := opts.Parallel
 	if limit <= 0 {
 		limit = runtime.GOMAXPROCS(0)
 	}
 	g.SetLimit(limit)
-	for i, app := range r.Applications {
+	for _, n := range tree.Nodes {
 		g.Go(func() error {
-			rendered[i] = v.checkApplication(gctx, app)
+			v.checkApplication(n)
 			return gctx.Err()
 		})
 	}
 	if err := g.Wait(); err != nil {
 		return nil, err
 	}
-	v.checkSharedResources(rendered)
-	v.checkReachability(rendered)
+	v.checkDuplicateNames(tree)
+	v.checkSharedResources(tree)
+	v.checkReachability(tree)
 	SortFindings(v.findings)
-	return &Result{Findings: v.findings, Apps: len(r.Applications), Projects: len(r.Projects)}, nil
+	res := &Result{Findings: v.findings, Apps: len(tree.Nodes), Projects: len(r.Projects),
+		RepoURL: r.URL, RepoURLSource: r.URLSource, Roots: []string{}}
+	for _, n := range tree.Roots {
+		res.Roots = append(res.Roots, n.Label())
+	}
+	return res, nil
 }
 
-// renderedApp is an Application with the objects its sources produce.
-type renderedApp struct {
-	app     *repo.Application
-	objects []*unstructured.Unstructured
-	// dirs are the repo-relative directories its sources read (for reachability).
-	dirs []string
-}
-
-func (v *validator) checkApplication(ctx context.Context, app *repo.Application) *renderedApp {
-	ra := &renderedApp{app: app}
+func (v *validator) checkApplication(n *apptree.Node) {
+	app := n.App
 	cluster := v.checkDestination(app)
 	proj := v.checkProject(app, cluster)
-	for i, src := range app.Spec.GetSources() {
-		if ctx.Err() != nil {
-			return ra
-		}
-		objs, dir := v.renderSource(ctx, app, i, src)
-		if dir != "" {
-			ra.dirs = append(ra.dirs, dir)
-		}
-		for _, o := range objs {
-			v.checkManifest(app, i, o)
+	for _, s := range n.Sources {
+		for _, o := range s.Objects {
+			v.checkManifest(app, s.Index, o)
 			if proj != nil {
-				v.checkResourcePermitted(app, i, proj, cluster, o)
+				v.checkResourcePermitted(app, s.Index, proj, cluster, o)
 			}
 		}
-		ra.objects = append(ra.objects, objs...)
 	}
-	return ra
 }
+
+// loadProblems turns load-time problems into findings, except in files no
+// Application reads and that hold no Argo CD object: a tool's templates,
+// CI configs and the like are none of Argo CD's business.
+func (v *validator) loadProblems(tree *apptree.Tree) {
+	for _, p := range v.r.Problems {
+		switch {
+		case !strings.HasPrefix(p.Rule, "parse.") || tree.Reached(p.Pos.File):
+			v.add(newFinding(p.Rule, p.Pos, p.Hint, "%s", p.Message))
+		default:
+			switch argoContent(v.r.Root, p.Pos.File) {
+			case argoObject:
+				v.add(newFinding(p.Rule, p.Pos, p.Hint, "%s", p.Message))
+			case argoTemplate:
+				v.add(newFinding("parse.unreached", p.Pos, "if this is a template for another tool, nothing needs to change; if Argo CD should read it, point an Application at its directory",
+					"no Application reads this file, and it does not parse: %s", p.Message))
+			}
+		}
+	}
+}
+
+type argoKind int
+
+const (
+	argoNone argoKind = iota
+	argoObject
+	argoTemplate
+)
+
+// argoContent classifies a file by its text: does it declare Argo CD
+// objects, and is it a template for some other tool ({{ }}, {% %})?
+func argoContent(root, rel string) argoKind {
+	data, err := os.ReadFile(filepath.Join(root, filepath.FromSlash(rel)))
+	if err != nil || len(data) > repo.MaxFileSize {
+		return argoObject // unreadable: report as it is
+	}
+	text := string(data)
+	if !strings.Contains(text, "argoproj.io") {
+		return argoNone
+	}
+	if templateLineRE.MatchString(text) {
+		return argoTemplate
+	}
+	return argoObject
+}
+
+// templateLineRE finds a line that starts with a template directive
+// ({% … %}, {{- range }}): ApplicationSets hold {{…}} only inside values.
+var templateLineRE = regexp.MustCompile(`(?m)^\s*(\{%|\{\{)`)
 
 // knownClusters are in-cluster, tug.yaml's clusters and cluster Secrets.
 func knownClusters(r *repo.Repo) []config.Cluster {

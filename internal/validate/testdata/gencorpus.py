@@ -138,7 +138,26 @@ f["crds/widget.yaml"] = textwrap.dedent("""\
   """)
 case("manifest-crd-unknown-field", f, ["manifest.schema apps/app.yaml:8"])
 # parse
-case("parse-yaml-syntax", {**std(), "apps/broken.yaml": "apiVersion: v1\nkind: [\n"}, ["parse.yaml apps/broken.yaml:2"])
+# files no Application reads are not checked: a root reads apps/
+def root_apps():
+    return textwrap.dedent("""\
+      # The app-of-apps root: Argo CD reads every file in apps/, so a file there
+      # that is not YAML fails the root's manifest generation.
+      apiVersion: argoproj.io/v1alpha1
+      kind: Application
+      metadata:
+        name: root
+        namespace: argocd
+      spec:
+        project: default
+        source:
+          repoURL: https://example.com/shop.git
+          path: apps
+        destination:
+          server: https://kubernetes.default.svc
+          namespace: argocd
+      """)
+case("parse-yaml-syntax", {**std(), "root.yaml": root_apps(), "apps/broken.yaml": "apiVersion: v1\nkind: [\n"}, ["parse.yaml apps/broken.yaml:2", "source.render-failed root.yaml:10"])
 case("parse-schema-selfheal", std(sync="  syncPolicy:\n    automated:\n      selfheal: true\n"), ["parse.schema apps/app.yaml:20"])
 case("parse-schema-wrong-type", std(sync="  syncPolicy:\n    automated:\n      prune: yes-please\n"), ["parse.schema apps/app.yaml:20"])
 f = std(); f["apps/app.yaml"] = f["apps/app.yaml"].replace("  project: shop\n", "")
@@ -150,7 +169,7 @@ for prev, cur in zip("abcdefgh", "bcdefghi"):
     bomb += f"{cur}: &{cur} [" + ",".join([f"*{prev}"]*9) + "]\n"
 bomb = "apiVersion: argoproj.io/v1alpha1\nkind: AppProject\nmetadata:\n  name: bomb\n" + "spec:\n  description: x\n" + "x:\n" + "".join("  " + l + "\n" for l in bomb.splitlines())
 case("parse-yaml-bomb", {**std(), "apps/bomb.yaml": bomb}, ["parse.yaml apps/bomb.yaml:1"])
-case("parse-binary", {**std(), "apps/blob.yaml": b"\x00\x01\x02binary\xff"}, ["parse.file apps/blob.yaml:1"])
+case("parse-binary", {**std(), "root.yaml": root_apps(), "apps/blob.yaml": b"\x00\x01\x02binary\xff"}, ["parse.file apps/blob.yaml:1", "source.render-failed root.yaml:10"])
 case("config-invalid", {**std(), "tug.yaml": TUG + "clusterz: []\n"}, ["config.invalid tug.yaml:2"])
 # across apps
 f = std(); f["apps/app2.yaml"] = app(name="web-dev", ns="shop-prod")
@@ -193,7 +212,7 @@ f["apps/set.yaml"] = textwrap.dedent(f"""\
           namespace: 'shop-{{{{env}}}}'
   """)
 case("appset-values-missing", f, ["source.values-missing apps/set.yaml:21"])
-f2 = dict(f); f2["apps/set.yaml"] = f["apps/set.yaml"].replace("- list:", "- git:\n        repoURL: x\n        revision: HEAD\n    - list:")
+f2 = dict(f); f2["apps/set.yaml"] = f["apps/set.yaml"].replace("- list:", "- git:\n        repoURL: x\n        revision: HEAD\n        directories: [{path: '*'}]\n    - list:")
 f2["charts/web/values-prod.yaml"] = "replicas: 2\n"
 case("appset-generator-unsupported", f2, ["appset.generator-unsupported apps/set.yaml:8"])
 
