@@ -399,6 +399,9 @@ func newLabEnvCmd(f *labFlags) *cobra.Command {
 				fmt.Fprintf(w, "export ARGOCD_SERVER=%q\n", strings.TrimPrefix(a, "https://"))
 			}
 			fmt.Fprintf(w, "export SSL_CERT_FILE=%q\n", layout.CACert())
+			if u := st.Endpoints["argocd-ui"]; u != "" {
+				fmt.Fprintf(w, "export TUG_ARGOCD_UI_URL=%q\n", u)
+			}
 			if u := st.Endpoints["forge"]; u != "" {
 				fmt.Fprintf(w, "export TUG_FORGE_URL=%q\n", u)
 			}
@@ -412,19 +415,27 @@ func newLabEnvCmd(f *labFlags) *cobra.Command {
 }
 
 func printNextSteps(w io.Writer, st *lab.Status) {
+	ui := "not served (see below)"
+	if u := st.Endpoints["argocd-ui"]; u != "" {
+		ui = u + "   (its certificate is from the lab CA: trust pki/ca.crt, see docs/lab.md)"
+	}
 	fmt.Fprintf(w, `Lab %q is ready.
   Kubernetes API  %s   (kubectl context %s)
   Argo CD API     %s   (login: operator; admin is disabled)
-  Git forge       %s
-  Repository      %s
+  Argo CD web UI  %[8]s
+  Git forge       %[5]s
+  Repository      %[6]s
 
 Try:
   kubectl get applications -n argocd
   %[7]s status
   %[7]s verify drift backend-dev
-  eval "$(%[7]s lab env)"      # exports KUBECONFIG, ARGOCD_SERVER, TUG_FORGE_URL, TUG_FORGE_TOKEN_FILE; prints no secret
+  eval "$(%[7]s lab env)"      # exports KUBECONFIG, ARGOCD_SERVER, TUG_ARGOCD_UI_URL, TUG_FORGE_URL, TUG_FORGE_TOKEN_FILE; prints no secret
   %[7]s lab down
-`, st.Name, st.Endpoints["kubernetes"], lab.ContextName(st.Name), st.Endpoints["argocd"], st.Endpoints["forge"], st.Endpoints["repository"], invokedAs())
+`, st.Name, st.Endpoints["kubernetes"], lab.ContextName(st.Name), st.Endpoints["argocd"], st.Endpoints["forge"], st.Endpoints["repository"], invokedAs(), ui)
+	for _, n := range st.Notices {
+		fmt.Fprintf(w, "Note: %s\n", n)
+	}
 }
 
 // printDown says what 'lab down' found and stopped.

@@ -340,6 +340,9 @@ func (l *Lab) startArgoCD(ctx context.Context, early *argoEarly, forgeReady <-ch
 	}
 	l.mu.Lock()
 	l.status.Endpoints["argocd"] = "https://127.0.0.1:" + strconv.Itoa(l.ports.lookup("argocd-server/https"))
+	if l.argoUI {
+		l.status.Endpoints["argocd-ui"] = l.status.Endpoints["argocd"] + "/"
+	}
 	l.status.Endpoints["kubernetes"] = l.apiServer
 	l.status.Endpoints["forge"] = l.forge.URL()
 	l.status.Endpoints["repository"] = l.forgeRepoURL()

@@ -72,6 +72,7 @@ type Lab struct {
 	last    time.Time
 	stopped bool
 	bins    map[tools.Tool]string
+	argoUI  bool // bins[tools.ArgoCD] serves the web UI
 	// background counts up's concurrent helpers.
 	background sync.WaitGroup
 	lock       *supervisor.Lock
@@ -187,6 +188,9 @@ func (l *Lab) up(ctx context.Context) error {
 	builder := &tools.Builder{ModulesDir: t.ModulesDir, CacheDir: t.CacheDir, Log: t.Log, Building: l.recordBuild}
 	bins, err := builder.EnsureAll(ctx)
 	if err != nil {
+		return err
+	}
+	if err := l.useArgoCDUI(ctx, bins); err != nil {
 		return err
 	}
 	l.bins = bins

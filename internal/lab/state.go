@@ -152,6 +152,9 @@ type Status struct {
 	Kubeconfig string            `json:"kubeconfig"`
 	Endpoints  map[string]string `json:"endpoints,omitempty"`
 	Timings    []PhaseTiming     `json:"timings,omitempty"`
+	// Notices are what a user should know about this lab, e.g. why
+	// Argo CD's web UI is not served.
+	Notices    []string          `json:"notices,omitempty"`
 	Components []ComponentStatus `json:"components"`
 	Updated    time.Time         `json:"updated"`
 	// RSS is the supervisor's resident memory, TotalRSS the whole lab's
