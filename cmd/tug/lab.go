@@ -11,6 +11,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"runtime/pprof"
+	"sort"
 	"strings"
 	"syscall"
 	"text/tabwriter"
@@ -71,6 +72,7 @@ makes the "tug-lab" kubectl context current.`,
 
 func newLabUpCmd(f *labFlags) *cobra.Command {
 	var noKubeconfig bool
+	var nodeKind string
 	var timeout time.Duration
 	cmd := &cobra.Command{
 		Use:   "up",
@@ -88,7 +90,13 @@ func newLabUpCmd(f *labFlags) *cobra.Command {
 			if err != nil {
 				return err
 			}
+			kind, reason, err := lab.ChooseNode(nodeKind)
+			if err != nil {
+				return usageError{err}
+			}
+			printNode(cmd.ErrOrStderr(), kind, reason)
 			st, err := lab.Launch(cmd.Context(), lab.LaunchOptions{
+				Node: kind, NodeReason: reason,
 				Name: f.name, StateRoot: f.stateRoot, RepoRoot: repo,
 				SuperviseArgs:      []string{self, "lab", "supervise"},
 				NoKubeconfigUpdate: noKubeconfig, Timeout: timeout, Progress: cmd.ErrOrStderr(),
@@ -106,12 +114,14 @@ func newLabUpCmd(f *labFlags) *cobra.Command {
 		},
 	}
 	cmd.Flags().BoolVar(&noKubeconfig, "no-kubeconfig-update", false, "do not add the lab's context to your kubeconfig")
+	cmd.Flags().StringVar(&nodeKind, "node", lab.NodeFake, "the lab's node: real (kubelet, containerd and runc run the product's pods in containers; Linux, root and the runtime's packages, else fake with the reason) or fake (kwok marks pods Running and Ready; nothing runs)")
 	cmd.Flags().DurationVar(&timeout, "timeout", 60*time.Minute, "give up after this long (the first run builds Kubernetes, Argo CD and Gitea from source: ~20 min on 2 cores)")
 	return cmd
 }
 
 func newLabSuperviseCmd(f *labFlags) *cobra.Command {
 	var noKubeconfig bool
+	var nodeKind, nodeReason string
 	cmd := &cobra.Command{
 		Use:    "supervise",
 		Short:  "Run the lab in the foreground (what 'lab up' starts in the background)",
@@ -141,6 +151,7 @@ func newLabSuperviseCmd(f *labFlags) *cobra.Command {
 				Name: f.name, StateRoot: f.stateRoot, RepoRoot: repo, Log: log,
 				Tools:                &tools.Builder{ModulesDir: mods, Log: log},
 				UpdateUserKubeconfig: !noKubeconfig,
+				Node:                 nodeKind, NodeReason: nodeReason,
 			})
 			stopProfile()
 			if err != nil {
@@ -153,7 +164,18 @@ func newLabSuperviseCmd(f *labFlags) *cobra.Command {
 		},
 	}
 	cmd.Flags().BoolVar(&noKubeconfig, "no-kubeconfig-update", false, "do not add the lab's context to your kubeconfig")
+	cmd.Flags().StringVar(&nodeKind, "node", lab.NodeFake, "real or fake (resolved by 'lab up')")
+	cmd.Flags().StringVar(&nodeReason, "node-reason", "", "why the node is fake")
 	return cmd
+}
+
+// printNode says which node the lab runs, and for a fake one why.
+func printNode(w io.Writer, kind, reason string) {
+	if kind == lab.NodeReal {
+		fmt.Fprintln(w, "Node: real (kubelet + containerd + runc; the product's pods run in containers)")
+		return
+	}
+	fmt.Fprintf(w, "Node: fake (kwok: pods are marked Running, nothing runs): %s\n", reason)
 }
 
 func newLabDownCmd(f *labFlags) *cobra.Command {
@@ -221,6 +243,9 @@ func newLabStatusCmd(f *labFlags) *cobra.Command {
 			}
 			w := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
 			fmt.Fprintf(w, "lab %s: %s (supervisor pid %d, redis: %s)\n", st.Name, st.Phase, st.Supervisor, st.Redis)
+			if st.Node != "" {
+				printNode(w, st.Node, st.NodeReason)
+			}
 			fmt.Fprintln(w, "COMPONENT\tPID\tPORTS\tRESTARTS\tHEALTHY\tERROR")
 			for _, c := range st.Components {
 				fmt.Fprintf(w, "%s\t%d\t%s\t%d\t%v\t%s\n", c.Name, c.PID, portsText(c.Ports), c.Restarts, c.Healthy, c.Error)
@@ -353,14 +378,14 @@ func printNextSteps(w io.Writer, st *lab.Status) {
   Argo CD API     %s   (login: operator; admin is disabled)
   Git forge       %s
   Repository      %s
-
+%[8]s
 Try:
   kubectl get applications -n argocd
   %[7]s status
   %[7]s verify drift backend-dev
   eval "$(%[7]s lab env)"      # exports KUBECONFIG, ARGOCD_SERVER, TUG_FORGE_URL; prints no secret
   %[7]s lab down
-`, st.Name, st.Endpoints["kubernetes"], lab.ContextName(st.Name), st.Endpoints["argocd"], st.Endpoints["forge"], st.Endpoints["repository"], invokedAs())
+`, st.Name, st.Endpoints["kubernetes"], lab.ContextName(st.Name), st.Endpoints["argocd"], st.Endpoints["forge"], st.Endpoints["repository"], invokedAs(), frontendLines(st))
 }
 
 func printTimings(w io.Writer, st *lab.Status) {
@@ -430,4 +455,21 @@ func startCPUProfile(path string) (stop func(), err error) {
 		return nil, err
 	}
 	return func() { pprof.StopCPUProfile(); f.Close() }, nil
+}
+
+// frontendLines lists the shop's frontends a real node serves, one per
+// environment.
+func frontendLines(st *lab.Status) string {
+	var names []string
+	for k := range st.Endpoints {
+		if strings.HasPrefix(k, "frontend/") {
+			names = append(names, k)
+		}
+	}
+	sort.Strings(names)
+	var b strings.Builder
+	for _, k := range names {
+		fmt.Fprintf(&b, "  Shop %-11s %s   (the frontend, in a real container)\n", strings.TrimPrefix(k, "frontend/"), st.Endpoints[k])
+	}
+	return b.String()
 }

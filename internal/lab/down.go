@@ -29,6 +29,10 @@ func Down(ctx context.Context, dir string, timeout time.Duration) error {
 	if left := stopLeftovers(ctx, st, nil); len(left) > 0 {
 		return fmt.Errorf("could not stop %v", left)
 	}
+	// A real node's host changes, if its supervisor could not revert them.
+	if err := undoNode(ctx, dir); err != nil {
+		return fmt.Errorf("revert the real node's host changes (listed in %s/node/ledger.jsonl): %w", dir, err)
+	}
 	if fresh, err := ReadStatus(dir); err == nil && fresh.Phase != "stopped" {
 		fresh.Phase = "stopped"
 		_ = writeStatus(dir, fresh)

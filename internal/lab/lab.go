@@ -51,6 +51,11 @@ type Options struct {
 	UpdateUserKubeconfig bool
 	// Log receives progress.
 	Log *slog.Logger
+	// Node is the kind of node: NodeReal (a kubelet running the pods in
+	// containers) or NodeFake (kwok; the default). See ChooseNode.
+	Node string
+	// NodeReason says why the node is fake, for up and status.
+	NodeReason string
 }
 
 // Lab is a running lab.
@@ -74,6 +79,7 @@ type Lab struct {
 	unlock     func()
 	closers    []func() // in-process services (embedded Redis, Gitea)
 	forge      *giteaserver.Server
+	node       *realNode // nil with a fake node
 	// rolesReady returns once the API server's default RBAC roles exist,
 	// which components acting as themselves need (see apiServesAdmin).
 	// It waits once, for every caller, and not at all on a restart.
@@ -106,8 +112,11 @@ func Start(ctx context.Context, opts Options) (*Lab, error) {
 	if prev, err := ReadStatus(dir); err == nil {
 		stopLeftovers(ctx, prev, opts.Log)
 	}
+	if err := undoNode(ctx, dir); err != nil {
+		return nil, fmt.Errorf("revert the host changes a previous real node left: %w", err)
+	}
 	l := &Lab{opts: opts, dir: dir, start: time.Now(), last: time.Now(), unlock: unlock}
-	l.status = Status{Name: opts.Name, StateDir: dir, Phase: "starting", Supervisor: os.Getpid(), Kubeconfig: l.Kubeconfig(), Endpoints: map[string]string{}}
+	l.status = Status{Name: opts.Name, StateDir: dir, Phase: "starting", Supervisor: os.Getpid(), Kubeconfig: l.Kubeconfig(), Endpoints: map[string]string{}, Node: opts.Node, NodeReason: opts.NodeReason}
 	upCtx, cancel := context.WithCancel(ctx)
 	err = l.up(upCtx)
 	cancel()
@@ -123,7 +132,11 @@ func Start(ctx context.Context, opts Options) (*Lab, error) {
 }
 
 func (l *Lab) up(ctx context.Context) error {
-	bins, err := l.opts.Tools.EnsureAll(ctx)
+	want := tools.All
+	if l.real() {
+		want = append(append([]tools.Tool(nil), tools.All...), tools.Node...)
+	}
+	bins, err := l.opts.Tools.EnsureAll(ctx, want...)
 	if err != nil {
 		return err
 	}
@@ -147,6 +160,12 @@ func (l *Lab) up(ctx context.Context) error {
 	forgePort, err := l.ports.get("gitea")
 	if err != nil {
 		return err
+	}
+	if l.real() {
+		cp = cp[:len(cp)-1] // no fake node: no kwok
+		if err := l.prepareRealNode(ctx, bins); err != nil {
+			return err
+		}
 	}
 	if err := l.ports.save(filepath.Join(l.dir, "ports.json")); err != nil {
 		return err
@@ -203,6 +222,10 @@ func (l *Lab) up(ctx context.Context) error {
 				return
 			}
 		}
+		if l.real() {
+			nodeDone <- l.joinRealNode(ctx)
+			return
+		}
 		nodeDone <- l.ensureNode(ctx)
 	})
 	early := <-earlyDone
@@ -238,8 +261,13 @@ func (l *Lab) up(ctx context.Context) error {
 		return err
 	}
 	l.timing("apps healthy")
+	if l.real() {
+		return l.serveFrontends(ctx)
+	}
 	return nil
 }
+
+func (l *Lab) real() bool { return l.opts.Node == NodeReal }
 
 // goBackground runs f beside up; Start waits for every such f to return.
 func (l *Lab) goBackground(f func()) {
