@@ -2,11 +2,11 @@ package main
 
 import (
 	"io"
-	"os"
 
 	"github.com/spf13/cobra"
 
 	"github.com/tug-gitops/tug/internal/bootstrap"
+	"github.com/tug-gitops/tug/internal/output"
 )
 
 func newBootstrapCmd() *cobra.Command {
@@ -16,7 +16,7 @@ func newBootstrapCmd() *cobra.Command {
 		showCredentials bool
 		repoFlag        string
 		repoURL         string
-		output          string
+		format          output.Format
 		skipWorkloads   bool
 	)
 	cmd := &cobra.Command{
@@ -60,9 +60,6 @@ credentials are kept (and repaired, never regenerated, while they work).
   tug bootstrap --skip-workloads --repo-url "$TUG_FORGE_URL/tug-gitops/tug.git"`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if err := checkOutput(output, "text", "json", "yaml"); err != nil {
-				return err
-			}
 			root, err := repoRoot(repoFlag)
 			if err != nil {
 				return err
@@ -72,8 +69,8 @@ credentials are kept (and repaired, never regenerated, while they work).
 				return err
 			}
 			var out io.Writer = cmd.OutOrStdout()
-			if output != "text" {
-				out = os.Stderr // the plan is progress; stdout carries the data
+			if !format.Human() {
+				out = cmd.ErrOrStderr() // the plan is progress; stdout carries the data
 			}
 			opts := bootstrap.Options{
 				RESTConfig: cfg, RepoRoot: root, DryRun: dryRun, ShowCredentials: showCredentials,
@@ -83,8 +80,8 @@ credentials are kept (and repaired, never regenerated, while they work).
 				opts.Exclude = bootstrap.IsWorkload
 			}
 			rep, err := bootstrap.Run(cmd.Context(), opts)
-			if rep != nil && output != "text" {
-				if werr := writeData(cmd.OutOrStdout(), output, rep); werr != nil {
+			if rep != nil && !format.Human() {
+				if werr := format.Write(cmd.OutOrStdout(), rep, nil); werr != nil {
 					return werr
 				}
 			}
@@ -97,6 +94,6 @@ credentials are kept (and repaired, never regenerated, while they work).
 	cmd.Flags().StringVar(&repoFlag, "repo", "", "repository working tree (default: the folder holding tug.yaml at or above the current one)")
 	cmd.Flags().StringVar(&repoURL, "repo-url", "", "Git URL for the root Application and platform project (default: as in infra/gitops/root.yaml)")
 	cmd.Flags().BoolVar(&skipWorkloads, "skip-workloads", false, "apply all of infra/argocd but its Deployments, StatefulSets and Jobs, for an Argo CD whose components run outside the cluster (as in 'tug lab')")
-	cmd.Flags().StringVarP(&output, "output", "o", "text", "output format: text, or json/yaml for the report (the plan then goes to stderr)")
+	bindOutputFlag(cmd, &format, output.Text, output.JSON, output.YAML) // json/yaml: the report on stdout, the plan on stderr
 	return cmd
 }

@@ -406,32 +406,6 @@ func portsText(p map[string]int) string {
 	return strings.Join(parts, ",")
 }
 
-// repoRoot returns flagValue, or the repository around the working
-// directory (the folder holding tug.yaml).
-func repoRoot(flagValue string) (string, error) {
-	start := flagValue
-	if start == "" {
-		wd, err := os.Getwd()
-		if err != nil {
-			return "", err
-		}
-		start = wd
-	}
-	dir, err := filepath.Abs(start)
-	if err != nil {
-		return "", err
-	}
-	for d := dir; ; d = filepath.Dir(d) {
-		if _, err := os.Stat(filepath.Join(d, "tug.yaml")); err == nil {
-			return d, nil
-		}
-		if filepath.Dir(d) == d {
-			break
-		}
-	}
-	return "", usageError{fmt.Errorf("no tug.yaml in %s or above: run inside a clone of the GitOps repository or pass --repo", dir)}
-}
-
 // invokedAs is how the user ran tug ("tug", "./bin/tug"), for hints they can paste.
 func invokedAs() string {
 	if len(os.Args) > 0 && strings.Contains(os.Args[0], "/") {

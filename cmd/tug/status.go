@@ -1,71 +1,19 @@
 package main
 
 import (
-	"encoding/json"
 	"fmt"
 	"io"
-	"os"
 
 	"github.com/spf13/cobra"
-	"k8s.io/client-go/dynamic"
-	"k8s.io/client-go/rest"
-	"sigs.k8s.io/yaml"
 
 	"github.com/tug-gitops/tug/internal/appstatus"
-	"github.com/tug-gitops/tug/internal/kube"
+	"github.com/tug-gitops/tug/internal/output"
 )
-
-// kubeFlags are the cluster flags of status, wait, verify and bootstrap.
-type kubeFlags struct {
-	kubeconfig, context string
-}
-
-func (f *kubeFlags) register(cmd *cobra.Command) {
-	cmd.Flags().StringVar(&f.kubeconfig, "kubeconfig", "", "kubeconfig file (default $KUBECONFIG, then ~/.kube/config)")
-	cmd.Flags().StringVar(&f.context, "context", "", "kubeconfig context (default the current context)")
-}
-
-func (f *kubeFlags) config() (*rest.Config, error) {
-	return kube.RESTConfig(f.kubeconfig, f.context)
-}
-
-func (f *kubeFlags) dynamic() (dynamic.Interface, error) {
-	cfg, err := f.config()
-	if err != nil {
-		return nil, err
-	}
-	return dynamic.NewForConfig(cfg)
-}
-
-// checkOutput rejects an -o value outside allowed.
-func checkOutput(output string, allowed ...string) error {
-	for _, a := range allowed {
-		if output == a {
-			return nil
-		}
-	}
-	return usageError{fmt.Errorf("unknown output format %q: use %v", output, allowed)}
-}
-
-// writeData prints v as JSON or YAML.
-func writeData(w io.Writer, format string, v any) error {
-	if format == "yaml" {
-		b, err := yaml.Marshal(v)
-		if err != nil {
-			return err
-		}
-		_, err = w.Write(b)
-		return err
-	}
-	enc := json.NewEncoder(w)
-	enc.SetIndent("", "  ")
-	return enc.Encode(v)
-}
 
 func newStatusCmd() *cobra.Command {
 	var (
 		kf        kubeFlags
-		output    string
+		format    output.Format
 		namespace string
 	)
 	cmd := &cobra.Command{
@@ -88,9 +36,6 @@ token. Naming APPs limits the output to them and their children.`,
   # Machine-readable: the apps that are not Healthy
   tug status -o json | jq '.. | objects | select(.health? and .health != "Healthy") | .name'`,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := checkOutput(output, "table", "json", "yaml"); err != nil {
-				return err
-			}
 			dyn, err := kf.dynamic()
 			if err != nil {
 				return err
@@ -105,18 +50,17 @@ token. Naming APPs limits the output to them and their children.`,
 					return err
 				}
 			}
-			if output != "table" {
-				return writeData(cmd.OutOrStdout(), output, trees)
-			}
-			if len(trees) == 0 {
-				fmt.Fprintf(os.Stderr, "No Applications in namespace %s.\n", namespace)
-				return nil
-			}
-			return appstatus.WriteTable(cmd.OutOrStdout(), trees)
+			return format.Write(cmd.OutOrStdout(), trees, func(w io.Writer) error {
+				if len(trees) == 0 {
+					fmt.Fprintf(cmd.ErrOrStderr(), "No Applications in namespace %s.\n", namespace)
+					return nil
+				}
+				return appstatus.WriteTable(w, trees)
+			})
 		},
 	}
 	kf.register(cmd)
-	cmd.Flags().StringVarP(&output, "output", "o", "table", "output format: table, json or yaml")
+	bindOutputFlag(cmd, &format, output.DataFormats...)
 	cmd.Flags().StringVarP(&namespace, "namespace", "n", appstatus.DefaultNamespace, "namespace of the Applications")
 	return cmd
 }

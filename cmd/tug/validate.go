@@ -8,13 +8,14 @@ import (
 	"github.com/spf13/cobra"
 	"golang.org/x/term"
 
+	"github.com/tug-gitops/tug/internal/output"
 	"github.com/tug-gitops/tug/internal/repo"
 	"github.com/tug-gitops/tug/internal/validate"
 )
 
 func newValidateCmd() *cobra.Command {
 	var (
-		output    string
+		format    output.Format
 		strict    bool
 		listRules bool
 	)
@@ -50,11 +51,6 @@ Exit status: 0 clean (info and, without --strict, warnings allowed),
 			if listRules {
 				return validate.WriteRules(cmd.OutOrStdout())
 			}
-			switch output {
-			case "text", "json", "sarif":
-			default:
-				return usageError{fmt.Errorf("unknown output format %q: use text, json or sarif", output)}
-			}
 			if len(args) == 0 {
 				args = []string{"."}
 			}
@@ -72,7 +68,7 @@ Exit status: 0 clean (info and, without --strict, warnings allowed),
 				res.Apps += one.Apps
 				res.Projects += one.Projects
 			}
-			if err := writeValidateResult(cmd, res, output); err != nil {
+			if err := writeValidateResult(cmd, res, format); err != nil {
 				return err
 			}
 			limit := validate.Error
@@ -85,18 +81,18 @@ Exit status: 0 clean (info and, without --strict, warnings allowed),
 			return nil
 		},
 	}
-	cmd.Flags().StringVarP(&output, "output", "o", "text", "output format: text, json or sarif")
+	bindOutputFlag(cmd, &format, output.Text, output.JSON, output.SARIF)
 	cmd.Flags().BoolVar(&strict, "strict", false, "treat warnings as errors")
 	cmd.Flags().BoolVar(&listRules, "list-rules", false, "list every rule ID with its severity and meaning, then exit")
 	return cmd
 }
 
-func writeValidateResult(cmd *cobra.Command, res *validate.Result, output string) error {
+func writeValidateResult(cmd *cobra.Command, res *validate.Result, format output.Format) error {
 	out := cmd.OutOrStdout()
-	switch output {
-	case "json":
+	switch format {
+	case output.JSON:
 		return validate.WriteJSON(out, res)
-	case "sarif":
+	case output.SARIF:
 		return validate.WriteSARIF(out, res)
 	}
 	if os.Getenv("GITHUB_ACTIONS") == "true" {
@@ -125,18 +121,5 @@ func loadForValidate(path string) (*repo.Repo, error) {
 	if !st.IsDir() {
 		start = filepath.Dir(abs)
 	}
-	return repo.LoadPaths(findRepoRoot(start), abs)
-}
-
-func findRepoRoot(dir string) string {
-	for d := dir; ; d = filepath.Dir(d) {
-		for _, marker := range []string{"tug.yaml", ".git"} {
-			if _, err := os.Stat(filepath.Join(d, marker)); err == nil {
-				return d
-			}
-		}
-		if filepath.Dir(d) == d {
-			return dir
-		}
-	}
+	return repo.LoadPaths(validateRoot(start), abs)
 }

@@ -3,7 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
-	"os"
+	"io"
 	"strings"
 	"time"
 
@@ -11,6 +11,7 @@ import (
 
 	"github.com/tug-gitops/tug/internal/appstatus"
 	"github.com/tug-gitops/tug/internal/drift"
+	"github.com/tug-gitops/tug/internal/output"
 )
 
 func newVerifyCmd() *cobra.Command {
@@ -32,7 +33,7 @@ func newVerifyDriftCmd() *cobra.Command {
 		timeout   time.Duration
 		kinds     []string
 		repeat    int
-		output    string
+		format    output.Format
 		namespace string
 	)
 	cmd := &cobra.Command{
@@ -69,9 +70,6 @@ drift is real while it lasts.`,
 			return nil
 		},
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := checkOutput(output, "table", "json", "yaml"); err != nil {
-				return err
-			}
 			for _, k := range kinds {
 				if !containsString(drift.AllKinds, k) {
 					return usageError{fmt.Errorf("unknown drift kind %q: use %s", k, strings.Join(drift.AllKinds, ", "))}
@@ -89,16 +87,10 @@ drift is real while it lasts.`,
 			ctx, cancel := context.WithCancel(cmd.Context())
 			defer cancel()
 			rep, err := drift.Verify(ctx, dyn, drift.Options{
-				Namespace: namespace, App: args[0], Timeout: timeout, Kinds: kinds, Repeat: repeat, Progress: os.Stderr,
+				Namespace: namespace, App: args[0], Timeout: timeout, Kinds: kinds, Repeat: repeat, Progress: cmd.ErrOrStderr(),
 			})
 			if rep != nil && len(rep.Checks) > 0 {
-				var werr error
-				if output == "table" {
-					werr = drift.WriteTable(cmd.OutOrStdout(), rep)
-				} else {
-					werr = writeData(cmd.OutOrStdout(), output, rep)
-				}
-				if werr != nil {
+				if werr := format.Write(cmd.OutOrStdout(), rep, func(w io.Writer) error { return drift.WriteTable(w, rep) }); werr != nil {
 					return werr
 				}
 			}
@@ -115,7 +107,7 @@ drift is real while it lasts.`,
 	cmd.Flags().DurationVar(&timeout, "timeout", 60*time.Second, "how long Argo CD gets to heal each drift")
 	cmd.Flags().StringSliceVar(&kinds, "kinds", drift.AllKinds, "drifts to cause: "+strings.Join(drift.AllKinds, ", "))
 	cmd.Flags().IntVar(&repeat, "repeat", 1, "cause each drift this many times in a row")
-	cmd.Flags().StringVarP(&output, "output", "o", "table", "output format: table, json or yaml")
+	bindOutputFlag(cmd, &format, output.DataFormats...)
 	cmd.Flags().StringVarP(&namespace, "namespace", "n", appstatus.DefaultNamespace, "namespace of the Application")
 	return cmd
 }

@@ -4,12 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
 	"time"
 
 	"github.com/spf13/cobra"
 
 	"github.com/tug-gitops/tug/internal/appstatus"
+	"github.com/tug-gitops/tug/internal/output"
 )
 
 func newWaitCmd() *cobra.Command {
@@ -18,7 +18,7 @@ func newWaitCmd() *cobra.Command {
 		all       bool
 		revision  string
 		timeout   time.Duration
-		output    string
+		format    output.Format
 		namespace string
 	)
 	cmd := &cobra.Command{
@@ -55,9 +55,6 @@ unhealthy resources; 2 on misuse.`,
 			if len(args) > 0 && all {
 				return usageError{errors.New("give either APP names or --all, not both")}
 			}
-			if err := checkOutput(output, "text", "json", "yaml"); err != nil {
-				return err
-			}
 			dyn, err := kf.dynamic()
 			if err != nil {
 				return err
@@ -65,16 +62,16 @@ unhealthy resources; 2 on misuse.`,
 			ctx, cancel := context.WithTimeout(cmd.Context(), timeout)
 			defer cancel()
 			res, err := appstatus.Wait(ctx, dyn, appstatus.WaitOptions{
-				Namespace: namespace, Apps: args, All: all, Revision: revision, Progress: os.Stderr,
+				Namespace: namespace, Apps: args, All: all, Revision: revision, Progress: cmd.ErrOrStderr(),
 			})
-			if res != nil && output != "text" {
-				if werr := writeData(cmd.OutOrStdout(), output, res); werr != nil {
+			if res != nil && !format.Human() {
+				if werr := format.Write(cmd.OutOrStdout(), res, nil); werr != nil {
 					return werr
 				}
 			}
 			switch {
 			case err == nil:
-				if output == "text" {
+				if format.Human() {
 					at := ""
 					if revision != "" {
 						at = " at " + appstatus.ShortRevision(revision)
@@ -87,9 +84,9 @@ unhealthy resources; 2 on misuse.`,
 				if errors.Is(err, appstatus.ErrDegraded) {
 					reason = "Degraded"
 				}
-				fmt.Fprintf(os.Stderr, "Not ready (%s):\n", reason)
+				fmt.Fprintf(cmd.ErrOrStderr(), "Not ready (%s):\n", reason)
 				if res != nil {
-					appstatus.WriteFailure(os.Stderr, res)
+					appstatus.WriteFailure(cmd.ErrOrStderr(), res)
 				}
 				return errFindings
 			default:
@@ -101,7 +98,7 @@ unhealthy resources; 2 on misuse.`,
 	cmd.Flags().BoolVar(&all, "all", false, "wait for every Application in the namespace")
 	cmd.Flags().StringVar(&revision, "revision", "", "Git commit SHA the apps must be synced to (full or 7+ characters)")
 	cmd.Flags().DurationVar(&timeout, "timeout", 5*time.Minute, "give up after this long")
-	cmd.Flags().StringVarP(&output, "output", "o", "text", "output format: text, json or yaml (the final state of every app)")
+	bindOutputFlag(cmd, &format, output.Text, output.JSON, output.YAML)
 	cmd.Flags().StringVarP(&namespace, "namespace", "n", appstatus.DefaultNamespace, "namespace of the Applications")
 	return cmd
 }

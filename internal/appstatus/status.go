@@ -11,15 +11,17 @@ import (
 	"github.com/argoproj/argo-cd/v3/pkg/apis/application/v1alpha1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
-	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/client-go/dynamic"
+
+	"github.com/tug-gitops/tug/internal/argocd"
 )
 
-// DefaultNamespace is where Argo CD keeps Applications.
-const DefaultNamespace = "argocd"
+// DefaultNamespace is where Argo CD keeps Applications: argocd.Namespace,
+// under the name this package's callers know.
+const DefaultNamespace = argocd.Namespace
 
-// ApplicationGVR is the Application resource.
-var ApplicationGVR = schema.GroupVersionResource{Group: "argoproj.io", Version: "v1alpha1", Resource: "applications"}
+// ApplicationGVR is the Application resource: argocd.ApplicationsGVR.
+var ApplicationGVR = argocd.ApplicationsGVR
 
 // List reads every Application in namespace.
 func List(ctx context.Context, dyn dynamic.Interface, namespace string) ([]v1alpha1.Application, error) {

@@ -17,11 +17,13 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
 
+	"github.com/tug-gitops/tug/internal/argocd"
 	"github.com/tug-gitops/tug/internal/render"
 )
 
-// Namespace is where Argo CD runs and where its Applications live.
-const Namespace = "argocd"
+// Namespace is where Argo CD runs and where its Applications live:
+// argocd.Namespace, under the name this package's callers know.
+const Namespace = argocd.Namespace
 
 // Paths inside the repository.
 const (

@@ -7,9 +7,10 @@ package forge
 
 import (
 	"context"
-	"errors"
 	"fmt"
+	"io"
 	"os"
+	"strings"
 
 	"github.com/go-git/go-git/v5/plumbing/transport"
 )
@@ -81,18 +82,52 @@ type Forge interface {
 // TokenEnv is the environment variable holding the forge token.
 const TokenEnv = "TUG_FORGE_TOKEN"
 
-// TokenFromEnv reads the token for kind: TUG_FORGE_TOKEN, or for GitHub
-// also GITHUB_TOKEN. The error says which variable to set; the token itself
-// never appears in errors or logs.
-func TokenFromEnv(kind string) (string, error) {
+// TokenFileEnv names a file holding the forge token. The path is not a
+// secret, so it can be exported where the token itself should not be
+// (tug lab env exports the lab forge's token file).
+const TokenFileEnv = "TUG_FORGE_TOKEN_FILE"
+
+// maxTokenFile bounds what is read from TUG_FORGE_TOKEN_FILE: a token is
+// tens of bytes, and a path set to a large file by mistake must not be
+// read whole.
+const maxTokenFile = 4 << 10
+
+// Token reads the token for kind: $TUG_FORGE_TOKEN, else the file named by
+// $TUG_FORGE_TOKEN_FILE (surrounding whitespace trimmed), else for GitHub
+// $GITHUB_TOKEN. The error says what to set; the token itself never
+// appears in errors or logs.
+func Token(kind string) (string, error) {
 	if t := os.Getenv(TokenEnv); t != "" {
 		return t, nil
+	}
+	if path := os.Getenv(TokenFileEnv); path != "" {
+		return tokenFile(path)
 	}
 	if kind == KindGitHub {
 		if t := os.Getenv("GITHUB_TOKEN"); t != "" {
 			return t, nil
 		}
-		return "", errors.New("no forge token: set TUG_FORGE_TOKEN (or GITHUB_TOKEN) to a token that may push branches and open pull requests")
+		return "", fmt.Errorf("no forge token: set %s (or %s, or GITHUB_TOKEN) to a token that may push branches and open pull requests", TokenEnv, TokenFileEnv)
 	}
-	return "", fmt.Errorf("no forge token: set %s to a %s access token with scopes write:repository,write:issue,write:user", TokenEnv, kind)
+	return "", fmt.Errorf("no forge token: set %s, or %s to a file holding it: a %s access token with scopes write:repository,write:issue,write:user", TokenEnv, TokenFileEnv, kind)
+}
+
+func tokenFile(path string) (string, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return "", fmt.Errorf("%s: %w", TokenFileEnv, err)
+	}
+	defer f.Close()
+	data, err := io.ReadAll(io.LimitReader(f, maxTokenFile+1))
+	if err != nil {
+		return "", fmt.Errorf("%s: read %s: %w", TokenFileEnv, path, err)
+	}
+	if len(data) > maxTokenFile {
+		return "", fmt.Errorf("%s: %s is larger than %d bytes: is it the token file?", TokenFileEnv, path, maxTokenFile)
+	}
+	t := strings.TrimSpace(string(data))
+	if t == "" || strings.ContainsAny(t, " \t\r\n") {
+		return "", fmt.Errorf("%s: %s must hold one token and nothing else", TokenFileEnv, path)
+	}
+	return t, nil
 }

@@ -9,14 +9,12 @@ import (
 	"github.com/go-git/go-git/v5/plumbing"
 	"k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
-	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/rest"
 
+	"github.com/tug-gitops/tug/internal/argocd"
 	"github.com/tug-gitops/tug/internal/yamledit"
 )
-
-var applicationsGVR = schema.GroupVersionResource{Group: "argoproj.io", Version: "v1alpha1", Resource: "applications"}
 
 // Cluster is where the --from Application runs; nil skips the health gate.
 type Cluster struct {
@@ -33,13 +31,13 @@ func fetchApplication(ctx context.Context, c *Cluster, name, declaredNS string) 
 		ns = declaredNS
 	}
 	if ns == "" {
-		ns = "argocd"
+		ns = argocd.Namespace
 	}
 	dyn, err := dynamic.NewForConfig(c.Config)
 	if err != nil {
 		return nil, err
 	}
-	u, err := dyn.Resource(applicationsGVR).Namespace(ns).Get(ctx, name, v1.GetOptions{})
+	u, err := dyn.Resource(argocd.ApplicationsGVR).Namespace(ns).Get(ctx, name, v1.GetOptions{})
 	if err != nil {
 		return nil, fmt.Errorf("read Application %s/%s from the cluster: %w", ns, name, err)
 	}

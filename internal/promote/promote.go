@@ -19,6 +19,7 @@ import (
 
 	"github.com/go-git/go-git/v5/plumbing/object"
 
+	"github.com/tug-gitops/tug/internal/appstatus"
 	"github.com/tug-gitops/tug/internal/forge"
 	"github.com/tug-gitops/tug/internal/fsutil"
 	"github.com/tug-gitops/tug/internal/repo"
@@ -43,7 +44,10 @@ type Options struct {
 	// Cluster, when set, enables the health gate on the --from Application.
 	Cluster *Cluster
 	Merge   bool
-	DryRun  bool
+	// Wait, with Merge, waits after the merge until the --to Application
+	// is Synced and Healthy at the merge commit; nil does not wait.
+	Wait   *Wait
+	DryRun bool
 	// Force promotes despite a failed gate, recording a warning in the PR.
 	Force bool
 	// Author of the commit (default "tug promote <tug-promote@noreply.localhost>").
@@ -85,9 +89,13 @@ type Result struct {
 	PRCreated   bool               `json:"pullRequestCreated,omitempty"` // false when an open PR was reused
 	Merged      bool               `json:"merged,omitempty"`
 	MergeCommit string             `json:"mergeCommit,omitempty"`
+	// Deployed is the --to Application's state after waiting (Options.Wait).
+	Deployed *appstatus.WaitResult `json:"deployed,omitempty"`
 	// TimeToPR is from Run's start to the pull request being open.
 	TimeToPR        time.Duration `json:"-"`
 	TimeToPRSeconds float64       `json:"timeToPullRequestSeconds,omitempty"`
+
+	toNamespace string // the --to Application's declared namespace
 }
 
 // Run performs (or with DryRun, shows) one promotion.
@@ -125,6 +133,13 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 			return res, err
 		}
 		res.PR, res.Merged, res.MergeCommit = merged, true, merged.MergeCommit
+		if o.Wait != nil {
+			o.Logger.Info("merged; waiting for the Application to be Synced and Healthy at the merge commit", "application", res.ToApp, "commit", appstatus.ShortRevision(res.MergeCommit), "timeout", o.Wait.Timeout)
+			res.Deployed, err = o.Wait.run(ctx, res.ToApp, res.toNamespace, res.MergeCommit)
+			if err != nil {
+				return res, err
+			}
+		}
 	}
 	return res, nil
 }
@@ -135,6 +150,8 @@ func (o *Options) validate() error {
 		return errors.New("promote needs APP, --from and --to")
 	case o.From == o.To:
 		return fmt.Errorf("--from and --to are both %q", o.From)
+	case o.Wait != nil && !o.Merge:
+		return errors.New("waiting for the deployment needs --merge: an unmerged pull request deploys nothing")
 	case o.Forge == nil && !o.DryRun:
 		return errors.New("promote needs a forge (--forge, --forge-url and a token in $TUG_FORGE_TOKEN); only --dry-run works without one")
 	}
@@ -259,6 +276,7 @@ func plan(ctx context.Context, o *Options, res *Result, root string, c *clone) (
 		tag = from.Tag.Value
 	}
 	res.FromApp, res.ToApp, res.ValueFile = from.Name(), to.Name(), to.ValueFile
+	res.toNamespace = to.App.Namespace
 	res.OldTag, res.NewTag = to.Tag.Value, tag
 	if to.Tag.Value == tag {
 		res.NoOp = true

@@ -16,6 +16,7 @@ import (
 	"github.com/go-git/go-git/v5/plumbing"
 
 	"github.com/tug-gitops/tug/internal/forge"
+	"github.com/tug-gitops/tug/internal/forge/connect"
 )
 
 const prodFile = "charts/backend/values-prod.yaml"
@@ -96,7 +97,7 @@ func TestRerunReusesOpenPR(t *testing.T) {
 	// The second run goes the way the CLI does: target from flags and
 	// tug.yaml, token from $TUG_FORGE_TOKEN.
 	t.Setenv(forge.TokenEnv, srv.Token())
-	f2, err := OpenForge(ctx, t.TempDir(), Target{Kind: forge.KindGitea, URL: srv.URL(), Owner: r.Owner, Name: r.Name})
+	f2, err := connect.Open(ctx, t.TempDir(), connect.Target{Kind: forge.KindGitea, URL: srv.URL(), Owner: r.Owner, Name: r.Name})
 	if err != nil {
 		t.Fatal(err)
 	}

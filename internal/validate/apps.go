@@ -8,6 +8,7 @@ import (
 
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 
+	"github.com/tug-gitops/tug/internal/argocd"
 	"github.com/tug-gitops/tug/internal/repo"
 )
 
@@ -35,7 +36,7 @@ func (v *validator) checkManifest(app *repo.Application, i int, o *unstructured.
 func appKey(a *repo.Application) string {
 	ns := a.Namespace
 	if ns == "" {
-		ns = "argocd"
+		ns = argocd.Namespace
 	}
 	return ns + "/" + a.Name
 }

@@ -1,4 +1,8 @@
-package promote
+// Package connect opens the forge repository a command works on: it
+// completes a Target from what the user gave (flags, environment) and the
+// repository (tug.yaml's repoURL, else the origin remote), reads the token,
+// and connects with the right implementation (gitea or github).
+package connect
 
 import (
 	"context"
@@ -14,8 +18,8 @@ import (
 	githubforge "github.com/tug-gitops/tug/internal/forge/github"
 )
 
-// Target says which forge repository to promote in; empty fields are
-// derived from the repository's URL.
+// Target says which forge repository to open; empty fields are derived
+// (see Complete).
 type Target struct {
 	Kind  string // forge.KindGitea or forge.KindGitHub
 	URL   string // Gitea base URL or GitHub API URL
@@ -27,19 +31,23 @@ type Target struct {
 func (t Target) Explicit() bool { return t.Kind != "" || t.URL != "" || t.Owner != "" || t.Name != "" }
 
 // TargetError is a forge target that cannot be worked out from the flags
-// and the repository: the user must say more.
+// and the repository, or a missing token: the user must say more.
 type TargetError struct{ Msg string }
 
 func (e TargetError) Error() string { return e.Msg }
 
-// OpenForge completes t from tug.yaml's repoURL (else the origin remote of
-// repoDir) and connects with the token from the environment.
-func OpenForge(ctx context.Context, repoDir string, t Target) (forge.Forge, error) {
-	t, err := completeTarget(repoDir, t)
+// KindRule says in words how Complete picks the forge kind, for --help.
+const KindRule = `github when the forge URL (else the repository URL) is on github.com
+or is a GitHub Enterprise API URL (.../api/v3), else gitea`
+
+// Open completes t (see Complete) and connects with the token from the
+// environment (forge.Token).
+func Open(ctx context.Context, repoDir string, t Target) (forge.Forge, error) {
+	t, err := Complete(repoDir, t)
 	if err != nil {
 		return nil, err
 	}
-	token, err := forge.TokenFromEnv(t.Kind)
+	token, err := forge.Token(t.Kind)
 	if err != nil {
 		return nil, TargetError{err.Error()}
 	}
@@ -53,7 +61,15 @@ func OpenForge(ctx context.Context, repoDir string, t Target) (forge.Forge, erro
 	return nil, TargetError{fmt.Sprintf("unknown forge %q: use gitea or github", t.Kind)}
 }
 
-func completeTarget(repoDir string, t Target) (Target, error) {
+// Complete fills the empty fields of t. Owner and name come from tug.yaml's
+// repoURL, else the origin remote of repoDir. The kind follows KindRule: a
+// forge URL that is given (--forge-url, or $TUG_FORGE_URL as the lab
+// exports it) decides over the repository URL, which names the
+// repository's home in the real world (the lab's Gitea serves a copy of a
+// github.com repository). The URL, when not given, is the repository
+// URL's base for Gitea, and the Enterprise API URL for a GitHub that is
+// not github.com.
+func Complete(repoDir string, t Target) (Target, error) {
 	if t.Kind != "" && t.URL != "" && t.Owner != "" && t.Name != "" {
 		return t, nil
 	}
@@ -78,10 +94,7 @@ func completeTarget(repoDir string, t Target) (Target, error) {
 		t.Name = name
 	}
 	if t.Kind == "" {
-		t.Kind = forge.KindGitea
-		if host == "github.com" {
-			t.Kind = forge.KindGitHub
-		}
+		t.Kind = inferKind(t.URL, host)
 	}
 	if t.URL == "" {
 		switch {
@@ -94,7 +107,26 @@ func completeTarget(repoDir string, t Target) (Target, error) {
 	return t, nil
 }
 
-// repositoryURL is tug.yaml's repoURL, else the origin remote's URL.
+// inferKind applies KindRule to the forge URL if given, else to the
+// repository URL's host.
+func inferKind(forgeURL, repoHost string) string {
+	if forgeURL != "" {
+		u, err := url.Parse(forgeURL)
+		if err == nil && (isGitHubHost(u.Hostname()) || strings.Contains(u.Path, "/api/v3")) {
+			return forge.KindGitHub
+		}
+		return forge.KindGitea
+	}
+	if isGitHubHost(repoHost) {
+		return forge.KindGitHub
+	}
+	return forge.KindGitea
+}
+
+func isGitHubHost(h string) bool { return h == "github.com" || h == "api.github.com" }
+
+// repositoryURL is tug.yaml's repoURL, else the origin remote's URL, and
+// which of the two it is.
 func repositoryURL(repoDir string) (string, string) {
 	if cfg, err := config.Load(repoDir); err == nil && cfg.RepoURL != "" {
 		return cfg.RepoURL, config.FileName
