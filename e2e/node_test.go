@@ -29,6 +29,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
+	"github.com/tug-gitops/tug/internal/image"
 	"github.com/tug-gitops/tug/internal/lab"
 	"github.com/tug-gitops/tug/internal/node"
 )
@@ -352,4 +353,52 @@ func TestRealNodePodsCannotLeaveTheHost(t *testing.T) {
 		t.Fatalf("the outside host accepted a connection from %s", from)
 	case <-time.After(500 * time.Millisecond):
 	}
+}
+
+// TestRealNodeBrokenImageFailsWait deploys to dev an image whose program
+// cannot start: the container never runs, the rollout stays in progress
+// (the old pod keeps serving: maxUnavailable is 0), and `tug wait` fails
+// saying so. Putting the tag back heals it.
+func TestRealNodeBrokenImageFailsWait(t *testing.T) {
+	needRealNode(t)
+	const tag = "0.0.0-broken"
+	// No /backend in it: runc cannot start the entrypoint.
+	img, err := image.FromFiles([]image.File{{Path: "etc/", Mode: 0o755}, {Path: "tmp/", Mode: 0o1777}}, image.Config("backend", 8080))
+	if err != nil {
+		t.Fatal(err)
+	}
+	archive := filepath.Join(t.TempDir(), "broken.tar")
+	if err := image.WriteArchive(archive, img, []string{"ghcr.io/tug-gitops/backend:" + tag}); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := exec.Command("ctr", "--address", filepath.Join(env.dir, "node", "containerd.sock"), "-n", "k8s.io", "images", "import", archive).CombinedOutput(); err != nil {
+		t.Fatalf("import the broken image: %v\n%s", err, out)
+	}
+	restorePromotionState(t)
+	cur := tagOf(t, backendDevValues, forgeFile(t, backendDevValues))
+	sha, _ := forgeReplace(t, backendDevValues, `tag: "`+cur+`"`, `tag: "`+tag+`"`, "e2e: a backend image that cannot start")
+	out, err := tugWait(t, 45*time.Second, sha, "backend-dev")
+	if err == nil {
+		t.Fatalf("tug wait succeeded with a backend that cannot start:\n%s", out)
+	}
+	if !strings.Contains(out, "Progressing") && !strings.Contains(out, "Degraded") {
+		t.Errorf("tug wait's failure does not say the app is Progressing or Degraded:\n%s", out)
+	}
+	t.Logf("tug wait failed as it should:\n%s", tailLines(out, 8))
+	pods, err := clientset(t).CoreV1().Pods("shop-dev").List(context.Background(), metav1.ListOptions{LabelSelector: "app.kubernetes.io/name=backend"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var reasons []string
+	for _, p := range pods.Items {
+		for _, c := range p.Status.ContainerStatuses {
+			if c.Image == "ghcr.io/tug-gitops/backend:"+tag && c.State.Waiting != nil {
+				reasons = append(reasons, c.State.Waiting.Reason+": "+c.State.Waiting.Message)
+			}
+		}
+	}
+	if len(reasons) == 0 {
+		t.Errorf("no container of the broken image is waiting with a reason; pods: %s", mustJSON(pods.Items))
+	}
+	t.Logf("the kubelet says: %s", strings.Join(reasons, "; "))
 }
