@@ -32,11 +32,8 @@ func ChooseNode(want string) (kind, reason string, err error) {
 	switch want {
 	case NodeFake:
 		return NodeFake, "asked for (--node fake)", nil
-	case NodeReal, "auto":
+	case NodeReal:
 		if err := node.Check(); err != nil {
-			if want == NodeReal {
-				return NodeFake, err.Error(), nil
-			}
 			return NodeFake, err.Error(), nil
 		}
 		return NodeReal, "", nil
