@@ -53,10 +53,6 @@ func (l *Lab) nodeDir() string { return filepath.Join(l.dir, "node") }
 // prepareRealNode makes the node's host changes and starts containerd,
 // then loads the images beside the control plane's start.
 func (l *Lab) prepareRealNode(ctx context.Context, bins map[tools.Tool]string) error {
-	pause, err := pauseSource(ctx, filepath.Join(l.opts.Tools.ModulesDir, "node"))
-	if err != nil {
-		return err
-	}
 	containerd, err := exec.LookPath("containerd")
 	if err != nil {
 		return err
@@ -66,7 +62,7 @@ func (l *Lab) prepareRealNode(ctx context.Context, bins map[tools.Tool]string) e
 		CACert: l.pki.caPath(), CAKey: l.pki.keyPath("ca"), ServiceCIDR: serviceCIDR,
 		Kubelet: bins[tools.Kubelet], KubeProxy: bins[tools.KubeProxy], CoreDNS: bins[tools.CoreDNS],
 		RepoRoot: l.opts.RepoRoot, ImageCache: filepath.Join(filepath.Dir(tools.DefaultCacheDir()), "images"),
-		PauseSource: pause, Port: l.ports.get, Env: l.baseEnv(), Log: l.opts.Log,
+		Port: l.ports.get, Env: l.baseEnv(), Log: l.opts.Log,
 	})
 	if err != nil {
 		return err
@@ -77,11 +73,25 @@ func (l *Lab) prepareRealNode(ctx context.Context, bins map[tools.Tool]string) e
 			l.opts.Log.Error("undo the node's host changes", "err", err)
 		}
 	})
+	// containerd starts beside the control plane, and the images load
+	// while it comes up: the kubelet needs them only once the API serves.
 	p := n.Containerd(containerd)
-	if err := l.run(ctx, component{Name: p.Name, Binary: p.Binary, Args: p.Args, Env: p.Env, Ready: p.Ready}); err != nil {
+	proc, err := l.startProcess(component{Name: p.Name, Binary: p.Binary, Args: p.Args, Env: p.Env, Ready: p.Ready})
+	if err != nil {
 		return err
 	}
-	l.goBackground(func() { l.node.images <- n.LoadImages(ctx) })
+	l.goBackground(func() {
+		l.node.images <- func() error {
+			pause, err := pauseSource(ctx, filepath.Join(l.opts.Tools.ModulesDir, "node"))
+			if err != nil {
+				return err
+			}
+			if err := proc.waitReady(ctx, 60*time.Second); err != nil {
+				return fmt.Errorf("containerd: %w", err)
+			}
+			return n.LoadImages(ctx, pause)
+		}()
+	})
 	return nil
 }
 

@@ -73,7 +73,6 @@ type Config struct {
 	CoreDNS     string
 	RepoRoot    string // builds the images from apps/ and charts/
 	ImageCache  string // image tarballs, by source digest
-	PauseSource string // k8s.io/kubernetes' build/pause/linux/pause.c
 	// Port hands out a free loopback port for a named listener, kept across restarts.
 	Port func(name string) (int, error)
 	Env  []string // the environment every process starts with
@@ -361,9 +360,10 @@ func (n *Node) ctr(ctx context.Context, args ...string) error {
 // LoadImages builds (or takes from the cache) the pause image and every
 // image the charts name, and imports them into containerd's k8s.io
 // namespace under those names, so the kubelet never pulls.
-func (n *Node) LoadImages(ctx context.Context) error {
+// pauseC is Kubernetes' build/pause/linux/pause.c.
+func (n *Node) LoadImages(ctx context.Context, pauseC string) error {
 	start := time.Now()
-	archives, err := n.archives(ctx)
+	archives, err := n.archives(ctx, pauseC)
 	if err != nil {
 		return err
 	}
@@ -388,7 +388,7 @@ func (n *Node) LoadImages(ctx context.Context) error {
 	return nil
 }
 
-func (n *Node) archives(ctx context.Context) ([]string, error) {
+func (n *Node) archives(ctx context.Context, pauseC string) ([]string, error) {
 	charts, err := image.ChartImages(n.cfg.RepoRoot)
 	if err != nil {
 		return nil, err
@@ -420,7 +420,7 @@ func (n *Node) archives(ctx context.Context) ([]string, error) {
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
-		out[len(jobs)], errs[len(jobs)] = image.PauseArchive(ctx, n.cfg.PauseSource, n.cfg.ImageCache)
+		out[len(jobs)], errs[len(jobs)] = image.PauseArchive(ctx, pauseC, n.cfg.ImageCache)
 	}()
 	wg.Wait()
 	return out, errors.Join(errs...)

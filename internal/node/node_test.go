@@ -151,7 +151,7 @@ func TestUndoAfterKillLeavesHostAsFound(t *testing.T) {
 	n, err := Prepare(ctx, Config{
 		Lab: "node-test-" + filepath.Base(work), Dir: filepath.Join(work, "node"), APIServer: "https://127.0.0.1:1",
 		CACert: ca, CAKey: caKey, ServiceCIDR: "10.96.0.0/16",
-		RepoRoot: repo, ImageCache: filepath.Join(work, "images"), PauseSource: pauseC(t),
+		RepoRoot: repo, ImageCache: filepath.Join(work, "images"),
 		Port: func(string) (int, error) { next++; return 40000 + next, nil },
 		Env:  os.Environ(),
 	})
@@ -185,7 +185,7 @@ func TestUndoAfterKillLeavesHostAsFound(t *testing.T) {
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-	if err := n.LoadImages(ctx); err != nil {
+	if err := n.LoadImages(ctx, pauseC(t)); err != nil {
 		t.Fatal(err)
 	}
 	out, err := exec.Command("ctr", "--address", filepath.Join(work, "node", "containerd.sock"), "-n", "k8s.io", "images", "ls", "-q").Output()
