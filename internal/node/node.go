@@ -206,6 +206,15 @@ func (n *Node) changeHost(ctx context.Context) error {
 			return err
 		}
 	}
+	// Runtime state that would outlive its processes: containerd's task
+	// state, and the CNI's address leases (kept, they would leak the /24
+	// over restarts). Removed after the unmounting below; images and the
+	// kubelet's own folder are kept for the next start.
+	for _, p := range []string{"containerd/state", "cni/ipam"} {
+		if err := l.Record(Change{Kind: KindPath, Name: filepath.Join(n.cfg.Dir, p)}); err != nil {
+			return err
+		}
+	}
 	if err := l.Record(Change{Kind: KindMounts, Name: n.cfg.Dir}); err != nil {
 		return err
 	}
