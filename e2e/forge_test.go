@@ -49,7 +49,7 @@ func forgeRepoURL(t testing.TB) string {
 // the Authorization header: never in a URL, a log line or .git/config.
 func forgeAuth(t testing.TB) *githttp.BasicAuth {
 	t.Helper()
-	data, err := os.ReadFile(filepath.Join(env.dir, "gitea", "admin-token"))
+	data, err := os.ReadFile(env.layout.ForgeTokenFile())
 	if err != nil {
 		t.Fatalf("forge admin token: %v", err)
 	}
@@ -289,7 +289,7 @@ func writeFile(path, content string) error { return os.WriteFile(path, []byte(co
 // lines holding any of words: a merge that stays unmergeable is explained
 // there (a mergeability check that failed, a lock it waited on).
 func forgeLogLines(words ...string) string {
-	data, err := os.ReadFile(filepath.Join(env.dir, "gitea", "log", "gitea.log"))
+	data, err := os.ReadFile(env.layout.Log("gitea"))
 	if err != nil {
 		return fmt.Sprintf("no Gitea log: %v", err)
 	}

@@ -59,7 +59,7 @@ func clientset(t *testing.T) *kubernetes.Clientset {
 func kubectl(t *testing.T, args ...string) string {
 	t.Helper()
 	cmd := exec.Command(toolPath(t, tools.Kubectl), append([]string{"--kubeconfig", env.kubeconfig}, args...)...)
-	cmd.Env = append(os.Environ(), "KUBECACHEDIR="+filepath.Join(env.dir, "cache", "kubectl-e2e"))
+	cmd.Env = append(os.Environ(), "KUBECACHEDIR="+env.layout.Cache("kubectl-e2e"))
 	out, err := cmd.CombinedOutput()
 	if err != nil {
 		t.Fatalf("kubectl %s: %v\n%s", strings.Join(args, " "), err, out)
@@ -114,7 +114,7 @@ func TestLabNoSecretInOutput(t *testing.T) {
 			t.Errorf("credential %s appears in tug lab up/env output", key)
 		}
 	}
-	logs, _ := os.ReadFile(filepath.Join(env.dir, "logs", "supervisor.log"))
+	logs, _ := os.ReadFile(env.layout.SupervisorLog())
 	for key, v := range s.Data {
 		if len(v) > 0 && strings.Contains(string(logs), string(v)) {
 			t.Errorf("credential %s appears in the supervisor log", key)
@@ -125,7 +125,7 @@ func TestLabNoSecretInOutput(t *testing.T) {
 // argoHTTP is a client that trusts only the lab's CA.
 func argoHTTP(t *testing.T) *http.Client {
 	t.Helper()
-	ca, err := os.ReadFile(filepath.Join(env.dir, "pki", "ca.crt"))
+	ca, err := os.ReadFile(env.layout.CACert())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -165,7 +165,7 @@ func operatorPassword(t *testing.T) string {
 func argocdCLI(t *testing.T, configDir string, args ...string) (string, error) {
 	t.Helper()
 	cmd := exec.Command(toolPath(t, tools.ArgoCD), append(args, "--config", filepath.Join(configDir, "config"))...)
-	cmd.Env = append(os.Environ(), "ARGOCD_BINARY_NAME=argocd", "SSL_CERT_FILE="+filepath.Join(env.dir, "pki", "ca.crt"), "HOME="+configDir)
+	cmd.Env = append(os.Environ(), "ARGOCD_BINARY_NAME=argocd", "SSL_CERT_FILE="+env.layout.CACert(), "HOME="+configDir)
 	out, err := cmd.CombinedOutput()
 	return string(out), err
 }

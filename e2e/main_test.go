@@ -27,6 +27,7 @@ import (
 	"k8s.io/client-go/tools/clientcmd"
 
 	"github.com/tug-gitops/tug/internal/lab"
+	"github.com/tug-gitops/tug/internal/supervisor"
 )
 
 // env is what every test gets: the lab started for this test binary.
@@ -36,6 +37,7 @@ var env struct {
 	stateRoot  string
 	name       string
 	dir        string // the lab's state folder
+	layout     lab.Layout
 	kubeconfig string // the administrator's kubeconfig
 	userKube   string // the test's stand-in for ~/.kube/config
 	status     *lab.Status
@@ -71,7 +73,8 @@ func runWithLab(m *testing.M) (int, error) {
 		return 1, err
 	}
 	env.repo, env.stateRoot, env.name = repo, filepath.Join(work, "state"), "e2e"
-	env.dir = filepath.Join(env.stateRoot, env.name)
+	env.layout, _ = lab.LayoutOf(env.stateRoot, env.name)
+	env.dir = env.layout.Dir
 	env.userKube = filepath.Join(work, "kube", "config")
 	os.Setenv("KUBECONFIG", env.userKube)
 
@@ -136,13 +139,13 @@ func checkNothingLeft(st *lab.Status) error {
 	if st == nil {
 		return fmt.Errorf("no lab status to check")
 	}
-	pids := []int{st.Supervisor}
+	procs := []supervisor.Proc{{PID: st.Supervisor, Start: st.SupervisorStart}}
 	for _, c := range st.Components {
-		pids = append(pids, c.PID)
+		procs = append(procs, c.Proc())
 	}
-	for _, pid := range pids {
-		if pid > 0 && lab.ProcessAlive(pid) {
-			return fmt.Errorf("pid %d still running after tug lab down", pid)
+	for _, p := range procs {
+		if p.Alive() {
+			return fmt.Errorf("pid %d (%s) still running after tug lab down", p.PID, supervisor.Cmdline(p.PID))
 		}
 	}
 	for _, c := range st.Components {
@@ -177,9 +180,9 @@ func tugCmd(ctx context.Context, timeout time.Duration, args ...string) (string,
 // dumpLogs returns the tails of every component log, for failure reports.
 func dumpLogs() string {
 	var b bytes.Buffer
-	entries, _ := os.ReadDir(filepath.Join(env.dir, "logs"))
+	entries, _ := os.ReadDir(env.layout.Logs())
 	for _, e := range entries {
-		data, _ := os.ReadFile(filepath.Join(env.dir, "logs", e.Name()))
+		data, _ := os.ReadFile(filepath.Join(env.layout.Logs(), e.Name()))
 		fmt.Fprintf(&b, "--- %s ---\n%s\n", e.Name(), tailLines(string(data), 15))
 	}
 	return b.String()

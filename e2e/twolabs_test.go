@@ -41,7 +41,11 @@ func TestTwoLabsSideBySide(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	second, err := lab.ProbeStatus(ctx, env.stateRoot+"/e2e-second")
+	secondLayout, err := lab.LayoutOf(env.stateRoot, "e2e-second")
+	if err != nil {
+		t.Fatal(err)
+	}
+	second, err := lab.ProbeStatus(ctx, secondLayout.Dir)
 	if err != nil {
 		t.Fatal(err)
 	}

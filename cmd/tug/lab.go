@@ -20,6 +20,7 @@ import (
 	"github.com/spf13/cobra"
 	"sigs.k8s.io/yaml"
 
+	"github.com/tug-gitops/tug/internal/forge"
 	"github.com/tug-gitops/tug/internal/lab"
 	"github.com/tug-gitops/tug/internal/tools"
 )
@@ -37,11 +38,16 @@ func (f *labFlags) register(cmd *cobra.Command) {
 }
 
 func (f *labFlags) dir() (string, error) {
-	d, err := lab.StateDir(f.stateRoot, f.name)
+	l, err := f.layout()
+	return l.Dir, err
+}
+
+func (f *labFlags) layout() (lab.Layout, error) {
+	l, err := lab.LayoutOf(f.stateRoot, f.name)
 	if err != nil {
-		return "", usageError{err}
+		return l, usageError{err}
 	}
-	return d, nil
+	return l, nil
 }
 
 func newLabCmd() *cobra.Command {
@@ -71,13 +77,20 @@ makes the "tug-lab" kubectl context current.`,
 }
 
 func newLabUpCmd(f *labFlags) *cobra.Command {
-	var noKubeconfig bool
+	var noKubeconfig, background bool
 	var nodeKind string
 	var timeout time.Duration
 	cmd := &cobra.Command{
 		Use:   "up",
 		Short: "Start the lab (building its programs on first use) and deploy the example apps",
-		Args:  cobra.NoArgs,
+		Long: `Start the lab's supervisor in the background and follow it until the lab is
+ready. The lab outlives this command; 'tug lab down' stops it.
+
+Ctrl-C while the lab is building or starting stops everything this command
+started, unless --background is given: then the lab keeps starting and the
+command says how to stop it. Two 'tug lab up' at once on one lab start one
+supervisor; the second follows it.`,
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if _, err := f.dir(); err != nil {
 				return err
@@ -95,13 +108,19 @@ func newLabUpCmd(f *labFlags) *cobra.Command {
 				return usageError{err}
 			}
 			printNode(cmd.ErrOrStderr(), kind, reason)
-			st, err := lab.Launch(cmd.Context(), lab.LaunchOptions{
+			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
+			defer stop()
+			st, err := lab.Launch(ctx, lab.LaunchOptions{
 				Node: kind, NodeReason: reason,
 				Name: f.name, StateRoot: f.stateRoot, RepoRoot: repo,
 				SuperviseArgs:      []string{self, "lab", "supervise"},
 				NoKubeconfigUpdate: noKubeconfig, Timeout: timeout, Progress: cmd.ErrOrStderr(),
 			})
+			stop() // a second Ctrl-C kills this command at once
+			var intr *lab.InterruptedError
 			switch {
+			case errors.As(err, &intr):
+				return interrupted(cmd, f, intr, background)
 			case errors.Is(err, lab.ErrAlreadyRunning):
 				fmt.Fprintf(cmd.ErrOrStderr(), "lab %q is already running (supervisor pid %d)\n", f.name, st.Supervisor)
 			case err != nil:
@@ -115,9 +134,42 @@ func newLabUpCmd(f *labFlags) *cobra.Command {
 	}
 	cmd.Flags().BoolVar(&noKubeconfig, "no-kubeconfig-update", false, "do not add the lab's context to your kubeconfig")
 	cmd.Flags().StringVar(&nodeKind, "node", lab.NodeFake, "the lab's node: real (kubelet, containerd and runc run the product's pods in containers; Linux, root and the runtime's packages, else fake with the reason) or fake (kwok marks pods Running and Ready; nothing runs)")
+	cmd.Flags().BoolVar(&background, "background", false, "on Ctrl-C, leave the lab starting in the background (default: stop it)")
 	cmd.Flags().DurationVar(&timeout, "timeout", 60*time.Minute, "give up after this long (the first run builds Kubernetes, Argo CD and Gitea from source: ~20 min on 2 cores)")
 	return cmd
 }
+
+// interrupted handles Ctrl-C on 'lab up': it stops the lab it started, or
+// says how to stop one it leaves running.
+func interrupted(cmd *cobra.Command, f *labFlags, intr *lab.InterruptedError, background bool) error {
+	w := cmd.ErrOrStderr()
+	if background || !intr.Started {
+		fmt.Fprintf(w, "Interrupted; lab %q keeps %s in the background (supervisor pid %d).\n  %s lab status --name %s    # follow it\n  %s lab down --name %s      # stop it\n",
+			f.name, intr.Phase, intr.Supervisor, invokedAs(), f.name, invokedAs(), f.name)
+		return errInterrupted
+	}
+	fmt.Fprintf(w, "Interrupted while the lab was %s; stopping everything it started…\n", intr.Phase)
+	dir, err := f.dir()
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), downTimeout)
+	defer cancel()
+	res, err := lab.Down(ctx, dir)
+	if err != nil {
+		return fmt.Errorf("stopping the interrupted lab: %w (try '%s lab down --name %s')", err, invokedAs(), f.name)
+	}
+	printDown(w, f.name, res)
+	return errInterrupted
+}
+
+// errInterrupted ends a command the user interrupted (exit 1, the message
+// printed already).
+var errInterrupted = fmt.Errorf("interrupted: %w", errFindings)
+
+// downTimeout bounds 'lab down': the supervisor's own stop, then killing
+// what it left.
+const downTimeout = 45 * time.Second
 
 func newLabSuperviseCmd(f *labFlags) *cobra.Command {
 	var noKubeconfig bool
@@ -160,7 +212,9 @@ func newLabSuperviseCmd(f *labFlags) *cobra.Command {
 			log.Info("lab ready; supervising until 'tug lab down'")
 			l.Supervise(ctx)
 			log.Info("stopping lab")
-			return l.Stop(context.Background())
+			stopCtx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+			defer cancel()
+			return l.Stop(stopCtx)
 		},
 	}
 	cmd.Flags().BoolVar(&noKubeconfig, "no-kubeconfig-update", false, "do not add the lab's context to your kubeconfig")
@@ -189,9 +243,13 @@ func newLabDownCmd(f *labFlags) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			if err := lab.Down(cmd.Context(), dir, 30*time.Second); err != nil {
+			ctx, cancel := context.WithTimeout(cmd.Context(), downTimeout)
+			defer cancel()
+			res, err := lab.Down(ctx, dir)
+			if err != nil {
 				return err
 			}
+			printDown(cmd.ErrOrStderr(), f.name, res)
 			_ = lab.RemoveUserContext(f.name)
 			if deleteState {
 				if err := os.RemoveAll(dir); err != nil {
@@ -246,10 +304,15 @@ func newLabStatusCmd(f *labFlags) *cobra.Command {
 			if st.Node != "" {
 				printNode(w, st.Node, st.NodeReason)
 			}
-			fmt.Fprintln(w, "COMPONENT\tPID\tPORTS\tRESTARTS\tHEALTHY\tERROR")
-			for _, c := range st.Components {
-				fmt.Fprintf(w, "%s\t%d\t%s\t%d\t%v\t%s\n", c.Name, c.PID, portsText(c.Ports), c.Restarts, c.Healthy, c.Error)
+			if st.Build != nil {
+				fmt.Fprintf(w, "building %s (pid %d)\n", st.Build.Tool, st.Build.PID)
 			}
+			fmt.Fprintln(w, "COMPONENT\tPID\tPORTS\tRESTARTS\tHEALTHY\tRSS\tERROR")
+			for _, c := range st.Components {
+				fmt.Fprintf(w, "%s\t%d\t%s\t%d\t%v\t%s\t%s\n", c.Name, c.PID, portsText(c.Ports), c.Restarts, c.Healthy, mib(c.RSS), c.Error)
+			}
+			fmt.Fprintf(w, "supervisor\t%d\t\t\t\t%s\t\n", st.Supervisor, mib(st.RSS))
+			fmt.Fprintf(w, "total\t\t\t\t\t%s\t\n", mib(st.TotalRSS))
 			w.Flush()
 			for _, c := range st.Components {
 				if !c.Healthy {
@@ -270,11 +333,11 @@ func newLabLogsCmd(f *labFlags) *cobra.Command {
 		Short: "Print a component's log (see 'tug lab status' for the names; 'supervisor' is the lab's own)",
 		Args:  cobra.ExactArgs(1),
 		ValidArgsFunction: func(cmd *cobra.Command, _ []string, _ string) ([]string, cobra.ShellCompDirective) {
-			dir, err := f.dir()
+			layout, err := f.layout()
 			if err != nil {
 				return nil, cobra.ShellCompDirectiveNoFileComp
 			}
-			entries, _ := os.ReadDir(filepath.Join(dir, "logs"))
+			entries, _ := os.ReadDir(layout.Logs())
 			var names []string
 			for _, e := range entries {
 				names = append(names, strings.TrimSuffix(e.Name(), ".log"))
@@ -282,15 +345,13 @@ func newLabLogsCmd(f *labFlags) *cobra.Command {
 			return names, cobra.ShellCompDirectiveNoFileComp
 		},
 		RunE: func(cmd *cobra.Command, args []string) error {
-			dir, err := f.dir()
+			layout, err := f.layout()
 			if err != nil {
 				return err
 			}
+			dir := layout.Dir
 			name := filepath.Base(args[0])
-			path := filepath.Join(dir, "logs", name+".log")
-			if name == "gitea" {
-				path = filepath.Join(dir, "gitea", "log", "gitea.log")
-			}
+			path := layout.Log(name)
 			data, err := os.ReadFile(path)
 			if errors.Is(err, os.ErrNotExist) {
 				return usageError{fmt.Errorf("no log for %q in %s/logs: see 'tug lab status' for component names", name, dir)}
@@ -317,11 +378,11 @@ func newLabKubeconfigCmd(f *labFlags) *cobra.Command {
 		Short: "Print the lab administrator's kubeconfig (or its path with --path)",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			dir, err := f.dir()
+			layout, err := f.layout()
 			if err != nil {
 				return err
 			}
-			path := filepath.Join(dir, "kubeconfig", "admin.yaml")
+			dir, path := layout.Dir, layout.AdminKubeconfig()
 			if pathOnly {
 				fmt.Fprintln(cmd.OutOrStdout(), path)
 				return nil
@@ -347,11 +408,11 @@ func newLabEnvCmd(f *labFlags) *cobra.Command {
     --password "$(kubectl -n argocd get secret tug-credentials -o jsonpath='{.data.operator-password}' | base64 -d)"`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			dir, err := f.dir()
+			layout, err := f.layout()
 			if err != nil {
 				return err
 			}
-			st, err := lab.ReadStatus(dir)
+			st, err := lab.ReadStatus(layout.Dir)
 			if err != nil {
 				return err
 			}
@@ -360,13 +421,14 @@ func newLabEnvCmd(f *labFlags) *cobra.Command {
 			if a := st.Endpoints["argocd"]; a != "" {
 				fmt.Fprintf(w, "export ARGOCD_SERVER=%q\n", strings.TrimPrefix(a, "https://"))
 			}
-			fmt.Fprintf(w, "export SSL_CERT_FILE=%q\n", filepath.Join(dir, "pki", "ca.crt"))
+			fmt.Fprintf(w, "export SSL_CERT_FILE=%q\n", layout.CACert())
 			if u := st.Endpoints["forge"]; u != "" {
 				fmt.Fprintf(w, "export TUG_FORGE_URL=%q\n", u)
 			}
 			fmt.Fprintf(w, "# Credentials are not printed. Argo CD's operator password and deployer token:\n")
 			fmt.Fprintf(w, "#   kubectl -n argocd get secret tug-credentials -o jsonpath='{.data.operator-password}' | base64 -d\n")
-			fmt.Fprintf(w, "# The forge's admin token is in %s (mode 0600).\n", filepath.Join(dir, "gitea", "admin-token"))
+			// The token file's path is no secret; the token stays in it.
+			fmt.Fprintf(w, "export %s=%q\n", forge.TokenFileEnv, layout.ForgeTokenFile())
 			return nil
 		},
 	}
@@ -383,9 +445,34 @@ Try:
   kubectl get applications -n argocd
   %[7]s status
   %[7]s verify drift backend-dev
-  eval "$(%[7]s lab env)"      # exports KUBECONFIG, ARGOCD_SERVER, TUG_FORGE_URL; prints no secret
+  eval "$(%[7]s lab env)"      # exports KUBECONFIG, ARGOCD_SERVER, TUG_FORGE_URL, TUG_FORGE_TOKEN_FILE; prints no secret
   %[7]s lab down
 `, st.Name, st.Endpoints["kubernetes"], lab.ContextName(st.Name), st.Endpoints["argocd"], st.Endpoints["forge"], st.Endpoints["repository"], invokedAs(), frontendLines(st))
+}
+
+// printDown says what 'lab down' found and stopped.
+func printDown(w io.Writer, name string, res *lab.DownResult) {
+	switch {
+	case res.Supervisor != 0 && res.Killed:
+		fmt.Fprintf(w, "lab %q was %s: its supervisor (pid %d) did not stop in time and was killed\n", name, res.Was, res.Supervisor)
+	case res.Supervisor != 0:
+		fmt.Fprintf(w, "lab %q was %s: stopped its supervisor (pid %d) and everything it ran\n", name, res.Was, res.Supervisor)
+	case res.Was == "half-dead":
+		fmt.Fprintf(w, "lab %q was half-dead (no supervisor): stopped what it left running\n", name)
+	default:
+		fmt.Fprintf(w, "lab %q was not running\n", name)
+	}
+	for _, l := range res.Leftovers {
+		fmt.Fprintf(w, "  stopped %s\n", l)
+	}
+}
+
+// mib formats a byte count for tables.
+func mib(b int64) string {
+	if b == 0 {
+		return "-"
+	}
+	return fmt.Sprintf("%.0f MiB", float64(b)/(1<<20))
 }
 
 func printTimings(w io.Writer, st *lab.Status) {

@@ -4,12 +4,14 @@
 package fsutil
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io/fs"
 	"os"
 	"path/filepath"
 	"syscall"
+	"time"
 )
 
 // WriteFileAtomic writes data to path through a temporary file in the same
@@ -70,10 +72,12 @@ func CopyTree(src, dst string) error {
 var ErrLocked = errors.New("locked by another process")
 
 // Lock takes an exclusive advisory lock (flock) on the file at path,
-// creating it (mode 0600) and its folder if needed. With wait it blocks until
-// the lock is free; without, it returns ErrLocked at once. The lock lasts
-// until unlock is called or the process exits.
-func Lock(path string, wait bool) (unlock func(), err error) {
+// creating it (mode 0600) and its folder if needed. With wait it waits until
+// the lock is free or ctx ends (it polls: a blocking flock cannot be
+// interrupted, and a process waiting on one would ignore being asked to
+// stop); without, it returns ErrLocked at once. The lock lasts until unlock
+// is called or the process exits.
+func Lock(ctx context.Context, path string, wait bool) (unlock func(), err error) {
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		return nil, err
 	}
@@ -81,16 +85,24 @@ func Lock(path string, wait bool) (unlock func(), err error) {
 	if err != nil {
 		return nil, err
 	}
-	how := syscall.LOCK_EX
-	if !wait {
-		how |= syscall.LOCK_NB
-	}
-	if err := syscall.Flock(int(f.Fd()), how); err != nil {
-		f.Close()
-		if errors.Is(err, syscall.EWOULDBLOCK) {
+	for {
+		err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB)
+		if err == nil {
+			return func() { f.Close() }, nil // closing the file releases the lock
+		}
+		if !errors.Is(err, syscall.EWOULDBLOCK) {
+			f.Close()
+			return nil, fmt.Errorf("lock %s: %w", path, err)
+		}
+		if !wait {
+			f.Close()
 			return nil, ErrLocked
 		}
-		return nil, fmt.Errorf("lock %s: %w", path, err)
+		select {
+		case <-ctx.Done():
+			f.Close()
+			return nil, fmt.Errorf("waiting for the lock %s (held by another process): %w", path, context.Cause(ctx))
+		case <-time.After(200 * time.Millisecond):
+		}
 	}
-	return func() { f.Close() }, nil // closing the file releases the lock
 }

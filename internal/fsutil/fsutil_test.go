@@ -1,10 +1,12 @@
 package fsutil
 
 import (
+	"context"
 	"errors"
 	"os"
 	"path/filepath"
 	"testing"
+	"time"
 )
 
 func TestWriteFileAtomicSetsModeAndLeavesNoTemp(t *testing.T) {
@@ -54,17 +56,31 @@ func TestCopyTreeSkipsGitAndLinks(t *testing.T) {
 
 func TestLockIsExclusive(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "sub", "lock")
-	unlock, err := Lock(path, false)
+	unlock, err := Lock(context.Background(), path, false)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := Lock(path, false); !errors.Is(err, ErrLocked) {
+	if _, err := Lock(context.Background(), path, false); !errors.Is(err, ErrLocked) {
 		t.Fatalf("second lock while held: %v, want ErrLocked", err)
 	}
 	unlock()
-	again, err := Lock(path, false)
+	again, err := Lock(context.Background(), path, false)
 	if err != nil {
 		t.Fatalf("lock after unlock: %v", err)
 	}
 	again()
+}
+
+func TestLockWaitEndsWithTheContext(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "lock")
+	unlock, err := Lock(context.Background(), path, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unlock()
+	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	defer cancel()
+	if _, err := Lock(ctx, path, true); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("waiting on a held lock: %v, want the context's error", err)
+	}
 }

@@ -3,19 +3,19 @@ package lab
 import (
 	"context"
 	"fmt"
-	"path/filepath"
 	"strings"
 	"time"
 
 	"k8s.io/client-go/dynamic"
 
 	"github.com/tug-gitops/tug/internal/appstatus"
+	"github.com/tug-gitops/tug/internal/supervisor"
 )
 
 // waitApps waits until the root Application and every Application it
 // manages are Synced and Healthy, with tug wait's own logic.
 func (l *Lab) waitApps(ctx context.Context) error {
-	cfg, err := l.RESTConfig()
+	cfg, err := l.restConfig()
 	if err != nil {
 		return err
 	}
@@ -31,11 +31,7 @@ func (l *Lab) waitApps(ctx context.Context) error {
 		if res != nil {
 			appstatus.WriteFailure(&b, res)
 		}
-		return fmt.Errorf("applications: %w\n%s--- application-controller log ---\n%s", err, b.String(), logTail(l.logPath("argocd-application-controller"), 20))
+		return fmt.Errorf("applications: %w\n%s--- application-controller log ---\n%s", err, b.String(), supervisor.LogTail(l.layout.Log("argocd-application-controller"), 20))
 	}
 	return nil
-}
-
-func (l *Lab) logPath(component string) string {
-	return filepath.Join(l.dir, "logs", component+".log")
 }

@@ -129,7 +129,7 @@ func (l *Lab) argoProcess(ctx context.Context, name string, early *argoEarly) (c
 	}
 	// As in the pod: a ServiceAccount token only where upstream mounts one
 	// (the repo-server has none and gets an empty kubeconfig, never yours).
-	kubeconfig := filepath.Join(l.dir, "kubeconfig", "none.yaml")
+	kubeconfig := l.layout.Kubeconfig("none")
 	if spec.AutomountServiceAccountToken == nil || *spec.AutomountServiceAccountToken {
 		if kubeconfig, err = l.serviceAccountKubeconfig(ctx, spec.ServiceAccountName, name); err != nil {
 			return component{}, err
@@ -137,7 +137,7 @@ func (l *Lab) argoProcess(ctx context.Context, name string, early *argoEarly) (c
 	} else if err := fsutil.WriteFileAtomic(kubeconfig, []byte("apiVersion: v1\nkind: Config\n"), 0o600); err != nil {
 		return component{}, err
 	}
-	home := filepath.Join(l.dir, "argocd", name)
+	home := l.layout.ArgoCDHome(name)
 	for _, d := range []string{"tls", "ssh", "gpg/keys", "gpg/source", "tmp"} {
 		if err := os.MkdirAll(filepath.Join(home, d), 0o700); err != nil {
 			return component{}, err
@@ -163,8 +163,12 @@ func (l *Lab) argoProcess(ctx context.Context, name string, early *argoEarly) (c
 	)
 	args := append([]string(nil), ctr.Args[min(1, len(ctr.Args)):]...) // drop the binary path
 	c := component{Name: name, Binary: argocdBin, Env: env, Dir: home, Ports: map[string]int{}}
+	var portErr error
 	port := func(key string) int {
-		p, _ := l.ports.get(name + "/" + key)
+		p, err := l.ports.get(name + "/" + key)
+		if err != nil && portErr == nil {
+			portErr = err
+		}
 		c.Ports[key] = p
 		return p
 	}
@@ -193,6 +197,9 @@ func (l *Lab) argoProcess(ctx context.Context, name string, early *argoEarly) (c
 		// the manager is up.
 		c.Ready = httpOK("http://127.0.0.1:" + strconv.Itoa(metrics) + "/metrics")
 	}
+	if portErr != nil {
+		return component{}, fmt.Errorf("%s: %w", name, portErr)
+	}
 	c.Args = args
 	return c, nil
 }
@@ -213,7 +220,7 @@ func (l *Lab) serviceAccountKubeconfig(ctx context.Context, sa, component string
 	if err != nil {
 		return "", fmt.Errorf("token for serviceaccount %s/%s: %w", ArgoCDNamespace, sa, err)
 	}
-	path := filepath.Join(l.dir, "kubeconfig", component+".yaml")
+	path := l.layout.Kubeconfig(component)
 	return path, writeKubeconfig(path, l.apiServer, l.pki.caPath(), "", "", tr.Status.Token, ArgoCDNamespace, "lab")
 }
 
@@ -279,7 +286,7 @@ func (l *Lab) startArgoEarly(ctx context.Context, bins map[tools.Tool]string) (*
 // start at once and bootstrap re-applies the configuration beside them:
 // everything they need is already on the API server.
 func (l *Lab) startArgoCD(ctx context.Context, early *argoEarly, forgeReady <-chan error) error {
-	marker := filepath.Join(l.dir, "argocd-bootstrapped")
+	marker := l.layout.BootstrapMarker()
 	resumed := fileExists(marker)
 	bootDone := make(chan error, 1)
 	go func() { bootDone <- l.bootstrapArgoCD(ctx, early, resumed) }()
@@ -301,25 +308,23 @@ func (l *Lab) startArgoCD(ctx context.Context, early *argoEarly, forgeReady <-ch
 		if err != nil {
 			return err
 		}
-		if err := l.startOnly(c); err != nil {
+		if err := l.startComponent(c); err != nil {
 			return err
 		}
 	}
-	if err := l.ports.save(filepath.Join(l.dir, "ports.json")); err != nil {
+	if err := l.ports.save(l.layout.Ports()); err != nil {
 		return err
 	}
-	for _, p := range l.procsNamed("argocd-application-controller") {
-		if err := p.waitReady(ctx, 90*time.Second); err != nil {
-			return err
-		}
-		l.opts.Log.Info("ready", "component", p.c.Name, "after", time.Since(began).Round(time.Millisecond))
+	if err := l.waitReady(ctx, "argocd-application-controller", 90*time.Second); err != nil {
+		return err
 	}
+	l.opts.Log.Info("ready", "component", "argocd-application-controller", "after", time.Since(began).Round(time.Millisecond))
 	if resumed {
 		if err := <-bootDone; err != nil {
 			return err
 		}
 	}
-	cfg, err := l.RESTConfig()
+	cfg, err := l.restConfig()
 	if err != nil {
 		return err
 	}
@@ -327,7 +332,7 @@ func (l *Lab) startArgoCD(ctx context.Context, early *argoEarly, forgeReady <-ch
 	if err := <-forgeReady; err != nil {
 		return err
 	}
-	if _, err := bootstrap.ApplyRoot(ctx, cfg, l.opts.RepoRoot, l.ForgeRepoURL()); err != nil {
+	if _, err := bootstrap.ApplyRoot(ctx, cfg, l.opts.RepoRoot, l.forgeRepoURL()); err != nil {
 		return fmt.Errorf("apply the root Application: %w", err)
 	}
 	if err := fsutil.WriteFileAtomic(marker, []byte(time.Now().UTC().Format(time.RFC3339)+"\n"), 0o600); err != nil {
@@ -337,7 +342,7 @@ func (l *Lab) startArgoCD(ctx context.Context, early *argoEarly, forgeReady <-ch
 	l.status.Endpoints["argocd"] = "https://127.0.0.1:" + strconv.Itoa(l.ports.lookup("argocd-server/https"))
 	l.status.Endpoints["kubernetes"] = l.apiServer
 	l.status.Endpoints["forge"] = l.forge.URL()
-	l.status.Endpoints["repository"] = l.ForgeRepoURL()
+	l.status.Endpoints["repository"] = l.forgeRepoURL()
 	l.mu.Unlock()
 	return nil
 }
@@ -346,7 +351,7 @@ func (l *Lab) startArgoCD(ctx context.Context, early *argoEarly, forgeReady <-ch
 // CD's custom resources before the controllers list them (bootstrap does it
 // on a new cluster; see kube.Client.OpenCRDStorage).
 func (l *Lab) openCRDStorage(ctx context.Context, install []*unstructured.Unstructured) error {
-	cfg, err := l.RESTConfig()
+	cfg, err := l.restConfig()
 	if err != nil {
 		return err
 	}
@@ -362,8 +367,8 @@ func (l *Lab) openCRDStorage(ctx context.Context, install []*unstructured.Unstru
 // waitAPIComponents waits for argocd-server and the ApplicationSet
 // controller, which the product's apps do not need to become Healthy.
 func (l *Lab) waitAPIComponents(ctx context.Context) error {
-	for _, p := range l.procsNamed("argocd-server", "argocd-applicationset-controller") {
-		if err := p.waitReady(ctx, 90*time.Second); err != nil {
+	for _, name := range []string{"argocd-server", "argocd-applicationset-controller"} {
+		if err := l.waitReady(ctx, name, 90*time.Second); err != nil {
 			return err
 		}
 	}
@@ -373,14 +378,14 @@ func (l *Lab) waitAPIComponents(ctx context.Context) error {
 // bootstrapArgoCD runs tug bootstrap's code against the lab, excluding the
 // workloads the lab runs itself, then adds the lab's own Secrets.
 func (l *Lab) bootstrapArgoCD(ctx context.Context, early *argoEarly, resumed bool) error {
-	cfg, err := l.RESTConfig()
+	cfg, err := l.restConfig()
 	if err != nil {
 		return err
 	}
 	began := time.Now()
 	out := &stampedWriter{start: began}
 	opts := bootstrap.Options{
-		RESTConfig: cfg, RepoRoot: l.opts.RepoRoot, RepoURL: l.ForgeRepoURL(),
+		RESTConfig: cfg, RepoRoot: l.opts.RepoRoot, RepoURL: l.forgeRepoURL(),
 		Exclude: bootstrap.IsWorkload, Out: out, Install: early.objs,
 		DeferRootApplication: true, // applied once the controller runs
 	}
@@ -388,7 +393,7 @@ func (l *Lab) bootstrapArgoCD(ctx context.Context, early *argoEarly, resumed boo
 	// applied now; re-applying it (three large CRDs among 53 objects) cost
 	// 2 s of a 5 s restart, on the API server the controller is starting
 	// against. `tug bootstrap` still re-applies unconditionally.
-	digestPath := filepath.Join(l.dir, "argocd-applied.sha256")
+	digestPath := l.layout.BootstrapDigest()
 	if resumed && appliedAlready(opts, digestPath) {
 		l.opts.Log.Info("argo cd configuration unchanged since it was applied; not re-applied")
 		return l.ensureLabSecrets(ctx)
@@ -424,7 +429,7 @@ func appliedAlready(opts bootstrap.Options, path string) bool {
 // the state (0600); ensureLabSecrets stores it in Secret argocd-redis, where
 // upstream's init Job would.
 func (l *Lab) redisPassword() (string, error) {
-	path := filepath.Join(l.dir, "redis-password")
+	path := l.layout.RedisPassword()
 	if data, err := os.ReadFile(path); err == nil && len(data) > 0 {
 		return string(data), nil
 	}
@@ -461,20 +466,6 @@ func (l *Lab) ensureLabSecrets(ctx context.Context) error {
 		}
 	}
 	return nil
-}
-
-func (l *Lab) procsNamed(names ...string) []*process {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	var out []*process
-	for _, n := range names {
-		for _, p := range l.procs {
-			if p.c.Name == n {
-				out = append(out, p)
-			}
-		}
-	}
-	return out
 }
 
 func randomToken(n int) string {

@@ -63,29 +63,38 @@ func (l *Lab) controlPlaneComponents(bins map[tools.Tool]string) ([]component, e
 	if err != nil {
 		return nil, err
 	}
-	kcmPort, _ := l.ports.get("controller-manager")
-	schedPort, _ := l.ports.get("scheduler")
-	kwokPort, _ := l.ports.get("kwok")
+	kcmPort, err := l.ports.get("controller-manager")
+	if err != nil {
+		return nil, err
+	}
+	schedPort, err := l.ports.get("scheduler")
+	if err != nil {
+		return nil, err
+	}
+	kwokPort, err := l.ports.get("kwok")
+	if err != nil {
+		return nil, err
+	}
 	l.apiServer = "https://127.0.0.1:" + strconv.Itoa(apiPort)
 
 	for _, id := range []string{"controller-manager", "scheduler", "kwok", "admin"} {
-		kc := filepath.Join(l.dir, "kubeconfig", id+".yaml")
+		kc := l.layout.Kubeconfig(id)
 		if err := writeKubeconfig(kc, l.apiServer, p.caPath(), p.certPath(id), p.keyPath(id), "", "default", ContextName(l.opts.Name)); err != nil {
 			return nil, err
 		}
 	}
-	stages := filepath.Join(l.dir, "kwok", "stages.yaml")
+	stages := filepath.Join(l.layout.ComponentDir("kwok"), "stages.yaml")
 	if err := os.MkdirAll(filepath.Dir(stages), 0o700); err != nil {
 		return nil, err
 	}
 	if err := fsutil.WriteFileAtomic(stages, kwokStages, 0o600); err != nil {
 		return nil, err
 	}
-	dataDir := filepath.Join(l.dir, "kine")
+	dataDir := l.layout.Kine()
 	if err := os.MkdirAll(dataDir, 0o700); err != nil {
 		return nil, err
 	}
-	kc := func(id string) string { return filepath.Join(l.dir, "kubeconfig", id+".yaml") }
+	kc := func(id string) string { return l.layout.Kubeconfig(id) }
 	env := l.baseEnv()
 
 	kine := component{
@@ -97,6 +106,9 @@ func (l *Lab) controlPlaneComponents(bins map[tools.Tool]string) ([]component, e
 		},
 		Ports: map[string]int{"etcd": kinePort},
 		Ready: tcpReady(kinePort),
+		// The API server stopped after its storage hangs on shutdown
+		// until killed.
+		StopAfter: []string{"kube-apiserver"},
 	}
 	apiserver := component{
 		Name: "kube-apiserver", Binary: bins[tools.KubeAPIServer], Env: env,
@@ -105,7 +117,7 @@ func (l *Lab) controlPlaneComponents(bins map[tools.Tool]string) ([]component, e
 			"--bind-address=127.0.0.1",
 			"--advertise-address=127.0.0.1",
 			"--secure-port=" + strconv.Itoa(apiPort),
-			"--cert-dir=" + filepath.Join(l.dir, "apiserver"),
+			"--cert-dir=" + l.layout.ComponentDir("apiserver"),
 			"--tls-cert-file=" + p.certPath("apiserver"),
 			"--tls-private-key-file=" + p.keyPath("apiserver"),
 			"--client-ca-file=" + p.caPath(),
@@ -143,12 +155,12 @@ func (l *Lab) controlPlaneComponents(bins map[tools.Tool]string) ([]component, e
 			"--authorization-kubeconfig=" + kc("controller-manager"),
 			"--bind-address=127.0.0.1",
 			"--secure-port=" + strconv.Itoa(kcmPort),
-			"--cert-dir=" + filepath.Join(l.dir, "controller-manager"),
+			"--cert-dir=" + l.layout.ComponentDir("controller-manager"),
 			"--root-ca-file=" + p.caPath(),
 			"--service-account-private-key-file=" + saKey,
 			"--use-service-account-credentials=true",
 			"--leader-elect=false",
-			"--flex-volume-plugin-dir=" + filepath.Join(l.dir, "controller-manager", "flex"),
+			"--flex-volume-plugin-dir=" + filepath.Join(l.layout.ComponentDir("controller-manager"), "flex"),
 			"--controllers=*,-nodeipam,-nodelifecycle,-cloud-node-lifecycle,-service-lb-controller,-node-route-controller,-persistentvolume-expander",
 			// Each controller starts with its own ServiceAccount's
 			// credentials, a few requests each; at the default 20 per second
@@ -169,7 +181,7 @@ func (l *Lab) controlPlaneComponents(bins map[tools.Tool]string) ([]component, e
 			"--authorization-kubeconfig=" + kc("scheduler"),
 			"--bind-address=127.0.0.1",
 			"--secure-port=" + strconv.Itoa(schedPort),
-			"--cert-dir=" + filepath.Join(l.dir, "scheduler"),
+			"--cert-dir=" + l.layout.ComponentDir("scheduler"),
 			"--leader-elect=false",
 			"--profiling=false",
 		},
@@ -199,8 +211,8 @@ func (l *Lab) controlPlaneComponents(bins map[tools.Tool]string) ([]component, e
 // garbage collector's target at componentGOGC unless the user set GOGC.
 func (l *Lab) baseEnv() []string {
 	env := append(os.Environ(),
-		"KUBECACHEDIR="+filepath.Join(l.dir, "cache", "kube"),
-		"HOME="+filepath.Join(l.dir, "home"),
+		"KUBECACHEDIR="+l.layout.Cache("kube"),
+		"HOME="+l.layout.Home(),
 	)
 	if _, set := os.LookupEnv("GOGC"); !set {
 		env = append(env, "GOGC="+componentGOGC)
@@ -221,7 +233,7 @@ const componentGOGC = "200"
 // hasCluster reports whether the state holds a cluster already (its
 // database), with its default RBAC roles stored: a restart.
 func (l *Lab) hasCluster() bool {
-	return fileExists(filepath.Join(l.dir, "kine", "state.db"))
+	return fileExists(l.layout.KineDB())
 }
 
 // apiServesAdmin is the API server's readiness less its last two start-up
@@ -294,7 +306,7 @@ func (l *Lab) ensureNode(ctx context.Context) error {
 }
 
 func (l *Lab) clientset() (*kubernetes.Clientset, error) {
-	cfg, err := l.RESTConfig()
+	cfg, err := l.restConfig()
 	if err != nil {
 		return nil, err
 	}

@@ -11,6 +11,7 @@ import (
 
 	"github.com/tug-gitops/tug/internal/config"
 	"github.com/tug-gitops/tug/internal/giteaserver"
+	"github.com/tug-gitops/tug/internal/supervisor"
 )
 
 // The forge hosts the lab's copy of the GitOps repository at the same
@@ -25,14 +26,15 @@ const (
 // repository's HEAD with its repository URL retargeted at the forge.
 func (l *Lab) startForge(ctx context.Context, bin string, port int) error {
 	srv, err := giteaserver.Start(ctx, giteaserver.Options{
-		Binary: bin, StateDir: filepath.Join(l.dir, "gitea"), Port: port, Logger: l.opts.Log,
+		Binary: bin, StateDir: l.layout.Gitea(), Port: port, Logger: l.opts.Log,
 	})
 	if err != nil {
 		return err
 	}
+	proc, _ := supervisor.Identify(srv.Pid())
 	l.mu.Lock()
-	l.forge = srv
-	l.closers = append(l.closers, func() { _ = srv.Stop(context.Background()) })
+	l.forge, l.forgeProc = srv, proc
+	l.closers = append(l.closers, func(ctx context.Context) { _ = srv.Stop(ctx) })
 	l.mu.Unlock()
 	repo, err := srv.CreateRepo(ctx, ForgeOwner, ForgeRepo)
 	if err != nil {
@@ -43,7 +45,7 @@ func (l *Lab) startForge(ctx context.Context, bin string, port int) error {
 	if hasMain, err := l.forgeHasBranch(ctx, "main"); err != nil {
 		return err
 	} else if hasMain || !repo.Empty {
-		l.opts.Log.Info("forge repository exists; keeping its history", "repo", l.ForgeRepoURL())
+		l.opts.Log.Info("forge repository exists; keeping its history", "repo", l.forgeRepoURL())
 		return nil
 	}
 	return l.pushSnapshot(ctx)
@@ -64,17 +66,14 @@ func (l *Lab) forgeHasBranch(ctx context.Context, branch string) (bool, error) {
 	return false, fmt.Errorf("forge: read branch %s: %w", branch, err)
 }
 
-// ForgeRepoURL is the clone URL of the lab's copy of the repository.
-func (l *Lab) ForgeRepoURL() string {
+// forgeRepoURL is the clone URL of the lab's copy of the repository.
+func (l *Lab) forgeRepoURL() string {
 	port := l.ports.lookup("gitea")
 	if port == 0 {
 		return ""
 	}
 	return giteaserver.RepoURLAt(giteaserver.URLForPort(port), ForgeOwner, ForgeRepo)
 }
-
-// Forge returns the lab's Gitea.
-func (l *Lab) Forge() *giteaserver.Server { return l.forge }
 
 // pushSnapshot exports the committed HEAD of the repository (what a clone
 // would see: uncommitted changes stay out), points every Argo CD object
@@ -93,7 +92,7 @@ func (l *Lab) pushSnapshot(ctx context.Context) error {
 		return err
 	}
 	defer os.RemoveAll(scratch)
-	snap, err := makeSnapshot(ctx, l.opts.RepoRoot, scratch, cfg.RepoURL, l.ForgeRepoURL())
+	snap, err := makeSnapshot(ctx, l.opts.RepoRoot, scratch, cfg.RepoURL, l.forgeRepoURL())
 	if err != nil {
 		return err
 	}
@@ -111,6 +110,6 @@ func (l *Lab) pushSnapshot(ctx context.Context) error {
 		return err
 	}
 	head := snap.head[:12]
-	l.opts.Log.Info("pushed repository snapshot to the forge", "repo", l.ForgeRepoURL(), "from", head, "took", time.Since(began).Round(time.Millisecond))
+	l.opts.Log.Info("pushed repository snapshot to the forge", "repo", l.forgeRepoURL(), "from", head, "took", time.Since(began).Round(time.Millisecond))
 	return nil
 }

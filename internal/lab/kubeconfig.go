@@ -1,9 +1,11 @@
 package lab
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
+	"time"
 
 	"k8s.io/client-go/tools/clientcmd"
 	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
@@ -43,6 +45,11 @@ func writeKubeconfig(path, server, caFile, certFile, keyFile, token, namespace, 
 // embeds the certificate data so the entry keeps working wherever the
 // file is read from.
 func mergeIntoUserKubeconfig(userPath, labKubeconfig, contextName string, makeCurrent bool) error {
+	userPath, unlock, err := lockKubeconfig(userPath)
+	if err != nil {
+		return err
+	}
+	defer unlock()
 	lab, err := clientcmd.LoadFromFile(labKubeconfig)
 	if err != nil {
 		return err
@@ -76,6 +83,11 @@ func mergeIntoUserKubeconfig(userPath, labKubeconfig, contextName string, makeCu
 // removeFromUserKubeconfig deletes the lab's entries; it leaves the file
 // alone when they are not there.
 func removeFromUserKubeconfig(userPath, contextName string) error {
+	userPath, unlock, err := lockKubeconfig(userPath)
+	if err != nil {
+		return err
+	}
+	defer unlock()
 	if !fileExists(userPath) {
 		return nil
 	}
@@ -103,4 +115,41 @@ func removeFromUserKubeconfig(userPath, contextName string) error {
 func UserKubeconfigPath() string {
 	rules := clientcmd.NewDefaultClientConfigLoadingRules()
 	return rules.GetDefaultFilename()
+}
+
+// lockKubeconfig resolves the user's kubeconfig through symlinks (a
+// ~/.kube/config linked into a dotfiles repository stays a link: the file
+// it points at is rewritten) and locks it against another tug doing the
+// same read-modify-write; the lock is the file kubectl itself uses
+// (<file>.lock, created exclusively), so a kubectl writing it waits too.
+func lockKubeconfig(path string) (resolved string, unlock func(), err error) {
+	resolved = path
+	if target, err := filepath.EvalSymlinks(path); err == nil {
+		resolved = target
+	} else if link, lerr := os.Readlink(path); lerr == nil {
+		// A dangling link: write where it points.
+		if !filepath.IsAbs(link) {
+			link = filepath.Join(filepath.Dir(path), link)
+		}
+		resolved = link
+	}
+	if err := os.MkdirAll(filepath.Dir(resolved), 0o700); err != nil {
+		return "", nil, err
+	}
+	lock := resolved + ".lock"
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		f, err := os.OpenFile(lock, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600)
+		if err == nil {
+			f.Close()
+			return resolved, func() { os.Remove(lock) }, nil
+		}
+		if !errors.Is(err, os.ErrExist) {
+			return "", nil, fmt.Errorf("lock %s: %w", resolved, err)
+		}
+		if time.Now().After(deadline) {
+			return "", nil, fmt.Errorf("%s is locked (%s exists for 10 s): another program is writing it; if none is, delete the .lock file", resolved, lock)
+		}
+		time.Sleep(100 * time.Millisecond) // polling the lock file with a deadline
+	}
 }

@@ -18,7 +18,6 @@ import (
 	"log/slog"
 	"net/http"
 	"os"
-	"path/filepath"
 	"sync"
 	"time"
 
@@ -26,6 +25,7 @@ import (
 	"k8s.io/client-go/tools/clientcmd"
 
 	"github.com/tug-gitops/tug/internal/giteaserver"
+	"github.com/tug-gitops/tug/internal/supervisor"
 	"github.com/tug-gitops/tug/internal/tools"
 )
 
@@ -62,12 +62,15 @@ type Options struct {
 type Lab struct {
 	opts      Options
 	dir       string
+	layout    Layout
 	pki       *pki
 	ports     *ports
 	apiServer string
+	sup       *supervisor.Supervisor
+	self      supervisor.Proc
 
 	mu      sync.Mutex
-	procs   []*process
+	comps   map[string]component // by name, as started
 	status  Status
 	restCfg *rest.Config
 	start   time.Time
@@ -76,17 +79,32 @@ type Lab struct {
 	bins    map[tools.Tool]string
 	// background counts up's concurrent helpers.
 	background sync.WaitGroup
-	unlock     func()
-	closers    []func() // in-process services (embedded Redis, Gitea)
+	lock       *supervisor.Lock
+	closers    []func(context.Context) // in-process services (embedded Redis) and Gitea
 	forge      *giteaserver.Server
 	node       *realNode // nil with a fake node
+	forgeProc  supervisor.Proc
 	// rolesReady returns once the API server's default RBAC roles exist,
 	// which components acting as themselves need (see apiServesAdmin).
 	// It waits once, for every caller, and not at all on a restart.
 	rolesReady func() error
 }
 
-// Start brings the lab up and returns once it is ready.
+// The phases a lab goes through, as status.json and `tug lab status` say.
+const (
+	PhaseBuilding = "building" // building the third-party programs
+	PhaseStarting = "starting"
+	PhaseReady    = "ready"
+	PhaseFailed   = "failed"
+	PhaseStopping = "stopping"
+	PhaseStopped  = "stopped"
+)
+
+// stopTimeout bounds the supervisor's own stop; Down waits longer.
+const stopTimeout = 20 * time.Second
+
+// Start brings the lab up and returns once it is ready. Cancelling ctx
+// stops it in whatever phase it is, the tool build included.
 func Start(ctx context.Context, opts Options) (*Lab, error) {
 	if opts.Name == "" {
 		opts.Name = "default"
@@ -94,41 +112,84 @@ func Start(ctx context.Context, opts Options) (*Lab, error) {
 	if opts.Log == nil {
 		opts.Log = slog.Default()
 	}
-	dir, err := StateDir(opts.StateRoot, opts.Name)
+	layout, err := LayoutOf(opts.StateRoot, opts.Name)
 	if err != nil {
 		return nil, err
 	}
-	if err := os.MkdirAll(filepath.Join(dir, "logs"), 0o700); err != nil {
+	dir := layout.Dir
+	if err := os.MkdirAll(layout.Logs(), 0o700); err != nil {
 		return nil, err
 	}
 	// One supervisor per state folder: a second one would fight the first
-	// over ports and the database. The lock lives as long as this process.
-	unlock, err := lockState(dir)
+	// over ports and the database. The lock lives as long as this process
+	// and names it.
+	lock, err := supervisor.AcquireLock(layout.Lock())
 	if err != nil {
+		var locked *supervisor.LockedError
+		if errors.As(err, &locked) {
+			return nil, fmt.Errorf("another tug lab supervisor (pid %d) is using %s: see 'tug lab status', or stop it with 'tug lab down --name %s'", locked.Holder.PID, dir, opts.Name)
+		}
 		return nil, err
 	}
-	// A supervisor that crashed may have left components running on this
-	// state (they would hold the database and the ports): stop them first.
+	// A supervisor that was killed may have left components (or a build)
+	// running on this state, holding the database and the ports: stop
+	// them first.
 	if prev, err := ReadStatus(dir); err == nil {
-		stopLeftovers(ctx, prev, opts.Log)
+		stopRecorded(ctx, prev, opts.Log)
 	}
 	if err := undoNode(ctx, dir); err != nil {
+		lock.Release()
 		return nil, fmt.Errorf("revert the host changes a previous real node left: %w", err)
 	}
-	l := &Lab{opts: opts, dir: dir, start: time.Now(), last: time.Now(), unlock: unlock}
-	l.status = Status{Name: opts.Name, StateDir: dir, Phase: "starting", Supervisor: os.Getpid(), Kubeconfig: l.Kubeconfig(), Endpoints: map[string]string{}, Node: opts.Node, NodeReason: opts.NodeReason}
+	l := &Lab{opts: opts, dir: dir, layout: layout, start: time.Now(), last: time.Now(), lock: lock, self: supervisor.Self(), comps: map[string]component{}}
+	l.sup = supervisor.New(supervisor.Options{Log: opts.Log, OnChange: l.writeStatus})
+	l.status = Status{Name: opts.Name, StateDir: dir, Phase: PhaseBuilding, Supervisor: l.self.PID, SupervisorStart: l.self.Start, Kubeconfig: l.kubeconfig(), Endpoints: map[string]string{}, Node: opts.Node, NodeReason: opts.NodeReason}
+	// Written before anything else, so 'tug lab down' finds a lab that is
+	// still building its programs; a lab that cannot record itself could
+	// not be found, so it does not start.
+	first := l.snapshot()
+	if err := writeStatus(dir, &first); err != nil {
+		lock.Release()
+		return nil, fmt.Errorf("cannot write the lab's status in %s: %w", dir, err)
+	}
 	upCtx, cancel := context.WithCancel(ctx)
 	err = l.up(upCtx)
 	cancel()
 	// up's helpers stop at cancel; wait for them so nothing starts after Stop.
 	l.background.Wait()
 	if err != nil {
-		l.setPhase("failed", err)
-		l.Stop(context.Background())
+		if ctx.Err() != nil {
+			err = fmt.Errorf("stopped while %s: %w", l.phase(), context.Cause(ctx))
+		}
+		l.setPhase(PhaseFailed, err)
+		stopCtx, cancel := context.WithTimeout(context.Background(), stopTimeout)
+		defer cancel()
+		_ = l.Stop(stopCtx)
 		return nil, err
 	}
-	l.setPhase("ready", nil)
+	l.setPhase(PhaseReady, nil)
 	return l, nil
+}
+
+func (l *Lab) phase() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.status.Phase
+}
+
+// recordBuild keeps the running build's process in the status, so that
+// 'tug lab down' can stop it should this supervisor die.
+func (l *Lab) recordBuild(t tools.Tool, pid int) {
+	var b *BuildStatus
+	if pid != 0 {
+		if p, err := supervisor.Identify(pid); err == nil {
+			b = &BuildStatus{Tool: string(t), Proc: p}
+		}
+	}
+	l.mu.Lock()
+	l.status.Build = b
+	l.mu.Unlock()
+	l.writeStatus()
 }
 
 func (l *Lab) up(ctx context.Context) error {
@@ -136,13 +197,16 @@ func (l *Lab) up(ctx context.Context) error {
 	if l.real() {
 		want = append(append([]tools.Tool(nil), tools.All...), tools.Node...)
 	}
-	bins, err := l.opts.Tools.EnsureAll(ctx, want...)
+	t := l.opts.Tools
+	builder := &tools.Builder{ModulesDir: t.ModulesDir, CacheDir: t.CacheDir, Log: t.Log, Building: l.recordBuild}
+	bins, err := builder.EnsureAll(ctx, want...)
 	if err != nil {
 		return err
 	}
 	l.bins = bins
+	l.setPhase(PhaseStarting, nil)
 	l.timing("build")
-	if l.pki, err = loadOrCreatePKI(filepath.Join(l.dir, "pki")); err != nil {
+	if l.pki, err = loadOrCreatePKI(l.layout.PKI()); err != nil {
 		return err
 	}
 	for _, id := range identities {
@@ -150,7 +214,7 @@ func (l *Lab) up(ctx context.Context) error {
 			return err
 		}
 	}
-	if l.ports, err = loadPorts(filepath.Join(l.dir, "ports.json")); err != nil {
+	if l.ports, err = loadPorts(l.layout.Ports()); err != nil {
 		return err
 	}
 	cp, err := l.controlPlaneComponents(bins)
@@ -167,7 +231,7 @@ func (l *Lab) up(ctx context.Context) error {
 			return err
 		}
 	}
-	if err := l.ports.save(filepath.Join(l.dir, "ports.json")); err != nil {
+	if err := l.ports.save(l.layout.Ports()); err != nil {
 		return err
 	}
 	l.timing("prepare")
@@ -217,7 +281,7 @@ func (l *Lab) up(ctx context.Context) error {
 			return
 		}
 		for _, c := range cp[2:] {
-			if err := l.startOnly(c); err != nil {
+			if err := l.startComponent(c); err != nil {
 				nodeDone <- err
 				return
 			}
@@ -278,48 +342,17 @@ func (l *Lab) goBackground(f func()) {
 	}()
 }
 
-// run starts c and waits until it is ready.
-func (l *Lab) run(ctx context.Context, c component) error {
-	p, err := l.startProcess(c)
-	if err != nil {
-		return err
-	}
-	return p.waitReady(ctx, 60*time.Second)
-}
+// kubeconfig is the administrator's kubeconfig for this lab.
+func (l *Lab) kubeconfig() string { return l.layout.AdminKubeconfig() }
 
-func (l *Lab) startOnly(c component) error {
-	_, err := l.startProcess(c)
-	return err
-}
-
-// startProcess starts c and adds it to the supervised processes; several
-// goroutines start components at once.
-func (l *Lab) startProcess(c component) (*process, error) {
-	p := newProcess(c, filepath.Join(l.dir, "logs"), l.opts.Log)
-	if err := p.start(); err != nil {
-		return nil, err
-	}
-	l.mu.Lock()
-	l.procs = append(l.procs, p)
-	l.mu.Unlock()
-	l.writeStatus()
-	return p, nil
-}
-
-// Kubeconfig is the administrator's kubeconfig for this lab.
-func (l *Lab) Kubeconfig() string { return filepath.Join(l.dir, "kubeconfig", "admin.yaml") }
-
-// StateDir is where the lab keeps everything.
-func (l *Lab) StateDir() string { return l.dir }
-
-// RESTConfig returns the administrator's client configuration.
-func (l *Lab) RESTConfig() (*rest.Config, error) {
+// restConfig returns the administrator's client configuration.
+func (l *Lab) restConfig() (*rest.Config, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.restCfg != nil {
 		return rest.CopyConfig(l.restCfg), nil
 	}
-	cfg, err := clientcmd.BuildConfigFromFlags("", l.Kubeconfig())
+	cfg, err := clientcmd.BuildConfigFromFlags("", l.kubeconfig())
 	if err != nil {
 		return nil, err
 	}
@@ -332,10 +365,12 @@ func (l *Lab) writeAdminKubeconfigs() error {
 	if !l.opts.UpdateUserKubeconfig {
 		return nil
 	}
-	return mergeIntoUserKubeconfig(UserKubeconfigPath(), l.Kubeconfig(), ContextName(l.opts.Name), true)
+	return mergeIntoUserKubeconfig(UserKubeconfigPath(), l.kubeconfig(), ContextName(l.opts.Name), true)
 }
 
-// Stop stops every component, the last started first.
+// Stop stops every component at once (each after its clients), the
+// forge and the embedded services, and releases the state; it returns by
+// ctx's deadline, having killed what would not stop by then.
 func (l *Lab) Stop(ctx context.Context) error {
 	l.mu.Lock()
 	if l.stopped {
@@ -343,77 +378,50 @@ func (l *Lab) Stop(ctx context.Context) error {
 		return nil
 	}
 	l.stopped = true
-	procs := append([]*process(nil), l.procs...)
+	closers := l.closers
 	l.mu.Unlock()
-	for i := len(procs) - 1; i >= 0; i-- {
-		procs[i].stop(10 * time.Second)
+	l.setPhaseKeepError(PhaseStopping)
+	errc := make(chan error, 1)
+	go func() { errc <- l.sup.Stop(ctx) }()
+	var wg sync.WaitGroup
+	for _, c := range closers {
+		wg.Add(1)
+		go func() { defer wg.Done(); c(ctx) }()
 	}
-	for _, c := range l.closers {
-		c()
-	}
-	l.setPhase("stopped", nil)
-	if l.unlock != nil {
-		l.unlock()
-	}
-	return nil
+	wg.Wait()
+	err := <-errc
+	l.setPhaseKeepError(PhaseStopped)
+	l.lock.Release()
+	return err
 }
 
-// Status reports every component, probing each one's health now.
-func (l *Lab) Status(ctx context.Context) Status { return l.snapshot(ctx, true) }
-
-func (l *Lab) snapshot(ctx context.Context, probe bool) Status {
+// snapshot is the lab's status as the supervisor knows it, for status.json.
+func (l *Lab) snapshot() Status {
 	l.mu.Lock()
-	procs := append([]*process(nil), l.procs...)
 	s := l.status
+	comps := make(map[string]component, len(l.comps))
+	for k, v := range l.comps {
+		comps[k] = v
+	}
+	forge, forgeProc := l.forge, l.forgeProc
 	l.mu.Unlock()
 	s.Components = nil
-	for _, p := range procs {
-		cs := p.snapshot()
-		if probe && p.c.Ready != nil {
-			pctx, cancel := context.WithTimeout(ctx, 2*time.Second)
-			cs.Healthy = p.c.Ready(pctx) == nil
-			cancel()
-		} else {
-			cs.Healthy = cs.PID != 0 && cs.Error == ""
-		}
+	for _, ps := range l.sup.Status() {
+		c := comps[ps.Name]
+		cs := ComponentStatus{Name: ps.Name, PID: ps.PID, StartTime: ps.Start, State: string(ps.State), Ports: c.Ports, Restarts: ps.Restarts, Error: ps.Error, Log: ps.Log}
+		cs.Healthy = ps.State == supervisor.StateRunning && cs.Error == ""
 		s.Components = append(s.Components, cs)
 	}
-	if l.forge != nil {
-		gs := ComponentStatus{Name: "gitea", PID: l.forge.Pid(), Ports: map[string]int{"http": l.ports.lookup("gitea")}, Log: filepath.Join(l.forge.StateDir(), "log", "gitea.log")}
-		gs.Healthy = alive(gs.PID)
+	if forge != nil {
+		gs := ComponentStatus{Name: "gitea", PID: forgeProc.PID, StartTime: forgeProc.Start, State: string(supervisor.StateRunning), Ports: map[string]int{"http": l.ports.lookup("gitea")}, Log: l.layout.Log("gitea")}
+		gs.Healthy = forgeProc.Alive()
+		if !gs.Healthy {
+			gs.State = string(supervisor.StateExited)
+		}
 		s.Components = append(s.Components, gs)
 	}
 	s.sortComponents()
 	return s
-}
-
-// Component returns the named component's current pid (0 if unknown).
-func (l *Lab) Component(name string) (ComponentStatus, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	for _, p := range l.procs {
-		if p.c.Name == name {
-			return p.snapshot(), nil
-		}
-	}
-	return ComponentStatus{}, fmt.Errorf("no component %q in this lab", name)
-}
-
-// WaitComponentHealthy waits until the named component is up and ready
-// again (after a crash and restart, say).
-func (l *Lab) WaitComponentHealthy(ctx context.Context, name string, timeout time.Duration) error {
-	l.mu.Lock()
-	var proc *process
-	for _, p := range l.procs {
-		if p.c.Name == name {
-			proc = p
-		}
-	}
-	l.mu.Unlock()
-	if proc == nil {
-		return fmt.Errorf("no component %q in this lab", name)
-	}
-	return proc.waitReady(ctx, timeout)
 }
 
 // Supervise keeps the status file fresh until ctx ends.
@@ -429,7 +437,7 @@ func (l *Lab) Supervise(ctx context.Context) {
 			// 'tug lab down --delete') leaves nothing to resume and no way
 			// for 'down' to find this supervisor: stop rather than restart
 			// components forever.
-			if _, err := os.Stat(filepath.Join(l.dir, "ports.json")); errors.Is(err, os.ErrNotExist) {
+			if _, err := os.Stat(l.layout.Ports()); errors.Is(err, os.ErrNotExist) {
 				l.opts.Log.Error("the lab's state folder is gone; stopping", "dir", l.dir)
 				return
 			}
@@ -448,6 +456,14 @@ func (l *Lab) timing(phase string) {
 	l.writeStatus()
 }
 
+// setPhaseKeepError moves to phase, keeping the error a failure recorded.
+func (l *Lab) setPhaseKeepError(phase string) {
+	l.mu.Lock()
+	l.status.Phase = phase
+	l.mu.Unlock()
+	l.writeStatus()
+}
+
 func (l *Lab) setPhase(phase string, err error) {
 	l.mu.Lock()
 	l.status.Phase = phase
@@ -460,15 +476,8 @@ func (l *Lab) setPhase(phase string, err error) {
 }
 
 func (l *Lab) writeStatus() {
-	s := l.snapshot(context.Background(), false)
+	s := l.snapshot()
 	if err := writeStatus(l.dir, &s); err != nil {
 		l.opts.Log.Warn("write status", "err", err)
 	}
-}
-
-// Timings returns how long each phase of Start took.
-func (l *Lab) Timings() []PhaseTiming {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return append([]PhaseTiming(nil), l.status.Timings...)
 }

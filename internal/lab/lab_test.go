@@ -12,6 +12,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -247,7 +248,8 @@ func TestPortsAreNeverGivenTwice(t *testing.T) {
 
 func TestEmbeddedRedisExpiresKeys(t *testing.T) {
 	t.Setenv("TUG_LAB_EMBEDDED_REDIS", "1")
-	l := &Lab{dir: t.TempDir(), opts: Options{Log: slog.Default()}}
+	dir := t.TempDir()
+	l := &Lab{dir: dir, layout: Layout{Dir: dir}, opts: Options{Log: slog.Default()}}
 	port, err := (&ports{m: map[string]int{}}).get("redis")
 	if err != nil {
 		t.Fatal(err)
@@ -258,7 +260,7 @@ func TestEmbeddedRedisExpiresKeys(t *testing.T) {
 	}
 	defer func() {
 		for _, c := range l.closers {
-			c()
+			c(context.Background())
 		}
 	}()
 	if kind != redisEmbedded {
@@ -300,4 +302,83 @@ func TestEmbeddedRedisExpiresKeys(t *testing.T) {
 		}
 		time.Sleep(100 * time.Millisecond) // polling a condition with a deadline
 	}
+}
+
+// A ~/.kube/config that is a symlink (into a dotfiles repository, say)
+// stays one: the file it points at gets the lab's context.
+func TestKubeconfigMergeWritesThroughASymlink(t *testing.T) {
+	dir := t.TempDir()
+	labKube := filepath.Join(dir, "lab.yaml")
+	if err := writeKubeconfig(labKube, "https://127.0.0.1:6443", fakeFile(t, dir, "ca.crt"), "", "", "token", "default", "lab"); err != nil {
+		t.Fatal(err)
+	}
+	target := filepath.Join(dir, "dotfiles", "kubeconfig")
+	os.MkdirAll(filepath.Dir(target), 0o700)
+	os.WriteFile(target, []byte("apiVersion: v1\nkind: Config\ncurrent-context: mine\ncontexts:\n- name: mine\n  context: {cluster: mine, user: mine}\nclusters:\n- name: mine\n  cluster: {server: https://example.invalid}\nusers:\n- name: mine\n  user: {token: t}\n"), 0o600)
+	link := filepath.Join(dir, "home", ".kube", "config")
+	os.MkdirAll(filepath.Dir(link), 0o700)
+	if err := os.Symlink(target, link); err != nil {
+		t.Fatal(err)
+	}
+	if err := mergeIntoUserKubeconfig(link, labKube, "tug-lab", true); err != nil {
+		t.Fatal(err)
+	}
+	if fi, err := os.Lstat(link); err != nil || fi.Mode()&os.ModeSymlink == 0 {
+		t.Fatalf("%s is no longer a symlink (%v)", link, err)
+	}
+	data, _ := os.ReadFile(target)
+	if !strings.Contains(string(data), "tug-lab") || !strings.Contains(string(data), "mine") {
+		t.Fatalf("the link's target lacks the lab's or the user's context:\n%s", data)
+	}
+	if _, err := os.Stat(target + ".lock"); err == nil {
+		t.Fatal("the lock file was left behind")
+	}
+	if err := removeFromUserKubeconfig(link, "tug-lab"); err != nil {
+		t.Fatal(err)
+	}
+	if fi, _ := os.Lstat(link); fi.Mode()&os.ModeSymlink == 0 {
+		t.Fatal("removing the context replaced the symlink")
+	}
+}
+
+// Two labs merging into one kubeconfig at once both end up in it: the
+// read-modify-write is locked.
+func TestConcurrentKubeconfigMergesKeepBoth(t *testing.T) {
+	dir := t.TempDir()
+	user := filepath.Join(dir, "config")
+	var wg sync.WaitGroup
+	errs := make(chan error, 8)
+	for i := range 8 {
+		labKube := filepath.Join(dir, fmt.Sprintf("lab%d.yaml", i))
+		if err := writeKubeconfig(labKube, "https://127.0.0.1:6443", fakeFile(t, dir, "ca.crt"), "", "", "token", "default", "lab"); err != nil {
+			t.Fatal(err)
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs <- mergeIntoUserKubeconfig(user, labKube, fmt.Sprintf("tug-lab-%d", i), false)
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	data, _ := os.ReadFile(user)
+	for i := range 8 {
+		if !strings.Contains(string(data), fmt.Sprintf("tug-lab-%d", i)) {
+			t.Errorf("context tug-lab-%d lost in a concurrent merge", i)
+		}
+	}
+}
+
+func fakeFile(t *testing.T, dir, name string) string {
+	t.Helper()
+	p := filepath.Join(dir, name)
+	if err := os.WriteFile(p, []byte("x"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return p
 }

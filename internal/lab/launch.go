@@ -8,10 +8,12 @@ import (
 	"io"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/tug-gitops/tug/internal/fsutil"
+	"github.com/tug-gitops/tug/internal/supervisor"
 )
 
 // LaunchOptions configure Launch: how `tug lab up` starts a lab in the
@@ -35,38 +37,78 @@ type LaunchOptions struct {
 // when the lab was up before it was called.
 var ErrAlreadyRunning = errors.New("lab already running")
 
+// InterruptedError is returned by Launch when its context is cancelled
+// (Ctrl-C) before the lab is ready. The supervisor keeps running: the
+// caller decides whether to stop it (Down) or leave it.
+type InterruptedError struct {
+	// Supervisor is the pid of the supervisor still starting the lab.
+	Supervisor int
+	// Started is true when this Launch started it (false: it followed a
+	// lab someone else was starting).
+	Started bool
+	// Phase is the lab's phase when interrupted (building, starting).
+	Phase string
+}
+
+func (e *InterruptedError) Error() string {
+	return fmt.Sprintf("interrupted while the lab was %s (supervisor pid %d)", e.Phase, e.Supervisor)
+}
+
 // Launch starts the lab's supervisor in a session of its own — the lab
 // outlives the command and the terminal that started it, like kind's
 // containers — and follows its log until the lab is ready or failed. A lab
-// already starting is followed instead; one already ready is returned with
-// ErrAlreadyRunning.
+// being built or started already is followed instead (two `lab up` at once
+// start one supervisor: the second says so and follows it); one already
+// ready is returned with ErrAlreadyRunning.
 func Launch(ctx context.Context, o LaunchOptions) (*Status, error) {
-	dir, err := StateDir(o.StateRoot, o.Name)
+	layout, err := LayoutOf(o.StateRoot, o.Name)
 	if err != nil {
 		return nil, err
 	}
-	logPath := filepath.Join(dir, "logs", "supervisor.log")
-	if st, err := ReadStatus(dir); err == nil && alive(st.Supervisor) {
-		switch st.Phase {
-		case "ready":
-			return st, ErrAlreadyRunning
-		case "starting":
-			fmt.Fprintf(o.Progress, "lab %q is starting already (supervisor pid %d); following it\n", o.Name, st.Supervisor)
-			return follow(ctx, dir, logPath, st.Supervisor, o.Timeout, o.Progress)
-		default:
-			return nil, fmt.Errorf("lab %q is %s (supervisor pid %d): run 'tug lab down --name %s' first", o.Name, st.Phase, st.Supervisor, o.Name)
-		}
-	}
-	if err := os.MkdirAll(filepath.Dir(logPath), 0o700); err != nil {
+	if err := os.MkdirAll(layout.Logs(), 0o700); err != nil {
 		return nil, err
 	}
-	// status.json stays: the new supervisor reads it to stop anything a
-	// crashed one left running, then replaces it.
-	logf, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o600)
+	// One `lab up` at a time decides, and starts a supervisor: the lock is
+	// held until that supervisor holds the state's lock, so a second one
+	// then finds it.
+	unlock, err := fsutil.Lock(ctx, layout.LaunchLock(), true)
+	if err != nil {
+		return nil, err
+	}
+	defer func() { unlock() }()
+	if holder, held, err := lockHolder(ctx, layout); err != nil {
+		return nil, err
+	} else if held {
+		st, _ := ReadStatus(layout.Dir)
+		switch phase := phaseOf(st, holder); phase {
+		case "running":
+			return st, ErrAlreadyRunning
+		case PhaseBuilding, PhaseStarting:
+			fmt.Fprintf(o.Progress, "lab %q is %s already (supervisor pid %d, started by another 'tug lab up'); following it\n", o.Name, phase, holder.PID)
+			unlock()
+			unlock = func() {}
+			return follow(ctx, layout, holder, false, o.Timeout, o.Progress)
+		default:
+			return nil, fmt.Errorf("lab %q is %s (supervisor pid %d): run 'tug lab down --name %s' first", o.Name, phase, holder.PID, o.Name)
+		}
+	}
+	// No supervisor runs: the last one's log is kept beside the new one
+	// (status.json stays too: the new supervisor reads it to stop anything
+	// a killed one left running, then replaces it).
+	logPath := layout.SupervisorLog()
+	if _, err := os.Stat(logPath); err == nil {
+		_ = os.Rename(logPath, logPath+".1")
+	}
+	logf, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
 	if err != nil {
 		return nil, err
 	}
 	defer logf.Close()
+	// A full disk shows here, before a supervisor starts that could not
+	// say why it stopped (its log is on the same disk).
+	if _, err := fmt.Fprintf(logf, "tug lab up: starting the supervisor at %s\n", time.Now().UTC().Format(time.RFC3339)); err != nil {
+		return nil, fmt.Errorf("cannot write to the lab's state folder %s: %w", layout.Dir, err)
+	}
 	args := append(append([]string(nil), o.SuperviseArgs[1:]...), "--name", o.Name, "--repo", o.RepoRoot)
 	if o.StateRoot != "" {
 		args = append(args, "--state-dir", o.StateRoot)
@@ -83,22 +125,46 @@ func Launch(ctx context.Context, o LaunchOptions) (*Status, error) {
 	if err := sup.Start(); err != nil {
 		return nil, err
 	}
-	go func() { _ = sup.Wait() }()
-	fmt.Fprintf(o.Progress, "Starting lab %q (state %s, log %s)\n", o.Name, dir, logPath)
-	return follow(ctx, dir, logPath, sup.Process.Pid, o.Timeout, o.Progress)
+	exited := make(chan struct{})
+	go func() { _ = sup.Wait(); close(exited) }()
+	proc, err := supervisor.Identify(sup.Process.Pid)
+	if err != nil {
+		proc = supervisor.Proc{PID: sup.Process.Pid}
+	}
+	fmt.Fprintf(o.Progress, "Starting lab %q (state %s, log %s)\n", o.Name, layout.Dir, logPath)
+	// Hand the launch lock over once the supervisor holds the state.
+	holdCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	for {
+		if h, _, _ := supervisor.LockHolder(layout.Lock()); h == proc {
+			break
+		}
+		select {
+		case <-exited:
+		case <-holdCtx.Done():
+		case <-time.After(50 * time.Millisecond):
+			continue
+		}
+		break
+	}
+	cancel()
+	unlock()
+	unlock = func() {}
+	return follow(ctx, layout, proc, true, o.Timeout, o.Progress)
 }
 
 // follow streams the supervisor's log as progress until the lab it runs
-// (pid) reports ready or failed.
-func follow(ctx context.Context, dir, logPath string, pid int, timeout time.Duration, progress io.Writer) (*Status, error) {
-	ctx, cancel := context.WithTimeout(ctx, timeout)
+// (sup) reports ready or failed.
+func follow(ctx context.Context, layout Layout, sup supervisor.Proc, started bool, timeout time.Duration, progress io.Writer) (*Status, error) {
+	tctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
+	logPath := layout.SupervisorLog()
 	logf, err := os.Open(logPath)
 	if err != nil {
 		return nil, err
 	}
 	defer logf.Close()
 	reader := bufio.NewReader(logf)
+	phase := PhaseStarting
 	for {
 		for {
 			line, err := reader.ReadString('\n')
@@ -115,19 +181,24 @@ func follow(ctx context.Context, dir, logPath string, pid int, timeout time.Dura
 		}
 		// Only this supervisor's word counts: status.json may still be a
 		// previous run's.
-		if st, err := ReadStatus(dir); err == nil && st.Supervisor == pid {
+		if st, err := ReadStatus(layout.Dir); err == nil && st.Supervisor == sup.PID && st.SupervisorStart == sup.Start {
 			switch st.Phase {
-			case "ready":
+			case PhaseReady:
 				return st, nil
-			case "failed", "stopped":
-				return nil, fmt.Errorf("lab failed to start: %s\n(see %s and the component logs in %s/logs)", st.Error, logPath, dir)
+			case PhaseFailed, PhaseStopping, PhaseStopped:
+				return nil, fmt.Errorf("lab failed to start: %s\n(see %s and the component logs in %s)", st.Error, logPath, layout.Logs())
+			default:
+				phase = st.Phase
 			}
 		}
-		if !alive(pid) {
+		if !sup.Alive() {
 			return nil, fmt.Errorf("the lab supervisor exited; see %s", logPath)
 		}
 		select {
-		case <-ctx.Done():
+		case <-tctx.Done():
+			if ctx.Err() != nil {
+				return nil, &InterruptedError{Supervisor: sup.PID, Started: started, Phase: phase}
+			}
 			return nil, fmt.Errorf("lab not ready after %s; it keeps starting in the background (tug lab status, tug lab down)", timeout)
 		case <-time.After(200 * time.Millisecond):
 		}

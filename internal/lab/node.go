@@ -68,16 +68,13 @@ func (l *Lab) prepareRealNode(ctx context.Context, bins map[tools.Tool]string) e
 		return err
 	}
 	l.node = &realNode{Node: n, images: make(chan error, 1)}
-	l.closers = append(l.closers, func() {
-		if err := n.Undo(context.Background()); err != nil {
-			l.opts.Log.Error("undo the node's host changes", "err", err)
-		}
-	})
+	// Once every process has exited (containers' shims and mounts last).
+	l.sup.AddCleanup("real node", n.Undo)
 	// containerd starts beside the control plane, and the images load
 	// while it comes up: the kubelet needs them only once the API serves.
 	p := n.Containerd(containerd)
-	proc, err := l.startProcess(component{Name: p.Name, Binary: p.Binary, Args: p.Args, Env: p.Env, Ready: p.Ready})
-	if err != nil {
+	// The kubelet stops before its runtime.
+	if err := l.startComponent(component{Name: p.Name, Binary: p.Binary, Args: p.Args, Env: p.Env, Ready: p.Ready, StopAfter: []string{"kubelet"}}); err != nil {
 		return err
 	}
 	l.goBackground(func() {
@@ -86,7 +83,7 @@ func (l *Lab) prepareRealNode(ctx context.Context, bins map[tools.Tool]string) e
 			if err != nil {
 				return err
 			}
-			if err := proc.waitReady(ctx, 60*time.Second); err != nil {
+			if err := l.waitReady(ctx, "containerd", 60*time.Second); err != nil {
 				return fmt.Errorf("containerd: %w", err)
 			}
 			return n.LoadImages(ctx, pause)
@@ -109,7 +106,7 @@ func (l *Lab) joinRealNode(ctx context.Context) error {
 		return fmt.Errorf("node images: %w", err)
 	}
 	for _, p := range l.node.Procs() {
-		if err := l.startOnly(component{Name: p.Name, Binary: p.Binary, Args: p.Args, Env: p.Env, Ports: p.Ports, Ready: p.Ready}); err != nil {
+		if err := l.startComponent(component{Name: p.Name, Binary: p.Binary, Args: p.Args, Env: p.Env, Ports: p.Ports, Ready: p.Ready}); err != nil {
 			return err
 		}
 	}
@@ -160,12 +157,12 @@ func (l *Lab) serveFrontends(ctx context.Context) error {
 		target := &url.URL{Scheme: "http", Host: net.JoinHostPort(s.Spec.ClusterIP, strconv.Itoa(int(s.Spec.Ports[0].Port)))}
 		srv := &http.Server{Handler: httputil.NewSingleHostReverseProxy(target), ReadHeaderTimeout: 10 * time.Second}
 		go func() { _ = srv.Serve(ln) }()
-		l.closers = append(l.closers, func() { srv.Close() })
+		l.closers = append(l.closers, func(context.Context) { srv.Close() })
 		l.mu.Lock()
 		l.status.Endpoints["frontend/"+s.Namespace] = "http://127.0.0.1:" + strconv.Itoa(port)
 		l.mu.Unlock()
 	}
-	_ = l.ports.save(filepath.Join(l.dir, "ports.json"))
+	_ = l.ports.save(l.layout.Ports())
 	l.writeStatus()
 	return nil
 }

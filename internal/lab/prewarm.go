@@ -31,7 +31,7 @@ func (l *Lab) prewarmRepoServer(ctx context.Context) {
 	ctx, cancel := context.WithTimeout(ctx, time.Minute)
 	defer cancel()
 	_, err = client.GetGitDirectories(ctx, &apiclient.GitDirectoriesRequest{
-		Repo:     &v1alpha1.Repository{Repo: l.ForgeRepoURL(), Type: "git"},
+		Repo:     &v1alpha1.Repository{Repo: l.forgeRepoURL(), Type: "git"},
 		Revision: "main",
 	})
 	l.opts.Log.Debug("repo-server warmed up with the forge repository", "took", time.Since(began), "err", err)

@@ -29,7 +29,7 @@ const (
 // startRedis starts Redis on port with password and returns its kind.
 func (l *Lab) startRedis(ctx context.Context, port int, password string) (string, error) {
 	if bin, err := exec.LookPath("redis-server"); err == nil && os.Getenv("TUG_LAB_EMBEDDED_REDIS") == "" {
-		dir := filepath.Join(l.dir, "redis")
+		dir := l.layout.ComponentDir("redis")
 		if err := os.MkdirAll(dir, 0o700); err != nil {
 			return "", err
 		}
@@ -68,7 +68,7 @@ func (l *Lab) startRedis(ctx context.Context, port int, password string) (string
 		}
 	}()
 	l.mu.Lock()
-	l.closers = append(l.closers, func() { close(stop); m.Close() })
+	l.closers = append(l.closers, func(context.Context) { close(stop); m.Close() })
 	l.mu.Unlock()
 	return redisEmbedded, nil
 }

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/tug-gitops/tug/internal/fsutil"
+	"github.com/tug-gitops/tug/internal/supervisor"
 )
 
 var validName = regexp.MustCompile(`^[a-z0-9]([-a-z0-9]{0,30}[a-z0-9])?$`)
@@ -137,10 +138,15 @@ func portFree(port int) bool {
 
 // Status is what `tug lab status` shows.
 type Status struct {
-	Name       string            `json:"name"`
-	StateDir   string            `json:"stateDir"`
-	Supervisor int               `json:"supervisorPid,omitempty"`
-	Phase      string            `json:"phase"`
+	Name       string `json:"name"`
+	StateDir   string `json:"stateDir"`
+	Supervisor int    `json:"supervisorPid,omitempty"`
+	// SupervisorStart is the supervisor's start time (see supervisor.Proc).
+	SupervisorStart uint64 `json:"supervisorStartTime,omitempty"`
+	// Phase is building, starting, ready, failed, stopping or stopped.
+	Phase string `json:"phase"`
+	// Build is the program being built, while the phase is building.
+	Build      *BuildStatus      `json:"build,omitempty"`
 	Error      string            `json:"error,omitempty"`
 	Redis      string            `json:"redis,omitempty"`
 	Kubeconfig string            `json:"kubeconfig"`
@@ -151,6 +157,17 @@ type Status struct {
 	Timings    []PhaseTiming     `json:"timings,omitempty"`
 	Components []ComponentStatus `json:"components"`
 	Updated    time.Time         `json:"updated"`
+	// RSS is the supervisor's resident memory, TotalRSS the whole lab's
+	// (the supervisor and every component's process group); measured by
+	// ProbeStatus.
+	RSS      int64 `json:"rssBytes,omitempty"`
+	TotalRSS int64 `json:"totalRssBytes,omitempty"`
+}
+
+// BuildStatus names a running build of a third-party program.
+type BuildStatus struct {
+	Tool string `json:"tool"`
+	supervisor.Proc
 }
 
 // PhaseTiming records how long one phase of `lab up` took.
@@ -161,13 +178,21 @@ type PhaseTiming struct {
 
 // ComponentStatus describes one supervised process.
 type ComponentStatus struct {
-	Name     string         `json:"name"`
-	PID      int            `json:"pid"`
-	Ports    map[string]int `json:"ports,omitempty"`
-	Restarts int            `json:"restarts"`
-	Healthy  bool           `json:"healthy"`
-	Error    string         `json:"error,omitempty"`
-	Log      string         `json:"log"`
+	Name      string         `json:"name"`
+	PID       int            `json:"pid"`
+	StartTime uint64         `json:"startTime,omitempty"`
+	State     string         `json:"state,omitempty"`
+	RSS       int64          `json:"rssBytes,omitempty"`
+	Ports     map[string]int `json:"ports,omitempty"`
+	Restarts  int            `json:"restarts"`
+	Healthy   bool           `json:"healthy"`
+	Error     string         `json:"error,omitempty"`
+	Log       string         `json:"log"`
+}
+
+// Proc is the component's process identity.
+func (c ComponentStatus) Proc() supervisor.Proc {
+	return supervisor.Proc{PID: c.PID, Start: c.StartTime}
 }
 
 func (s *Status) sortComponents() {
@@ -176,10 +201,10 @@ func (s *Status) sortComponents() {
 
 // ReadStatus reads the status file the supervisor keeps in dir.
 func ReadStatus(dir string) (*Status, error) {
-	data, err := os.ReadFile(filepath.Join(dir, "status.json"))
+	data, err := os.ReadFile(Layout{Dir: dir}.Status())
 	if err != nil {
 		if errors.Is(err, os.ErrNotExist) {
-			return nil, fmt.Errorf("no lab in %s: start one with 'tug lab up'", dir)
+			return nil, fmt.Errorf("%w in %s: start one with 'tug lab up'", errNoLab, dir)
 		}
 		return nil, err
 	}
@@ -193,14 +218,5 @@ func ReadStatus(dir string) (*Status, error) {
 func writeStatus(dir string, s *Status) error {
 	s.Updated = time.Now().UTC()
 	data, _ := json.MarshalIndent(s, "", "  ")
-	return fsutil.WriteFileAtomic(filepath.Join(dir, "status.json"), data, 0o600)
-}
-
-// lockState takes the state folder's lock without waiting.
-func lockState(dir string) (func(), error) {
-	unlock, err := fsutil.Lock(filepath.Join(dir, "lock"), false)
-	if errors.Is(err, fsutil.ErrLocked) {
-		return nil, fmt.Errorf("another tug lab supervisor is using %s: see 'tug lab status', or stop it with 'tug lab down'", dir)
-	}
-	return unlock, err
+	return fsutil.WriteFileAtomic(Layout{Dir: dir}.Status(), data, 0o600)
 }

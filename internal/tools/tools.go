@@ -24,6 +24,7 @@ import (
 	"runtime"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/tug-gitops/tug/internal/fsutil"
@@ -92,8 +93,16 @@ type Builder struct {
 	CacheDir string
 	// Log receives progress: what is built and how long it took.
 	Log *slog.Logger
+	// Building, when set, is told the pid of each build's go command as
+	// it starts (the leader of the build's process group) and pid 0 when
+	// it ends, so a supervisor can record it and another process can stop
+	// it should the supervisor die.
+	Building func(t Tool, pid int)
 
-	mu sync.Mutex
+	// sem lets one goroutine build at a time (the go command already uses
+	// every core); a channel, so waiting for it can end with the context.
+	semOnce sync.Once
+	sem     chan struct{}
 }
 
 // DefaultCacheDir is $XDG_CACHE_HOME/tug/bin (or ~/.cache/tug/bin).
@@ -153,11 +162,16 @@ func (b *Builder) Ensure(ctx context.Context, t Tool) (string, error) {
 	if _, err := os.Stat(path); err == nil {
 		return path, nil
 	}
-	b.mu.Lock()
-	defer b.mu.Unlock()
+	b.semOnce.Do(func() { b.sem = make(chan struct{}, 1) })
+	select {
+	case b.sem <- struct{}{}:
+		defer func() { <-b.sem }()
+	case <-ctx.Done():
+		return "", context.Cause(ctx)
+	}
 	// Other processes (parallel test binaries, a second tug) may be building
 	// the same binary: take a file lock, then look again.
-	unlock, err := fsutil.Lock(path+".lock", true)
+	unlock, err := fsutil.Lock(ctx, path+".lock", true)
 	if err != nil {
 		return "", err
 	}
@@ -210,8 +224,28 @@ func (b *Builder) build(ctx context.Context, t Tool, path string) error {
 	}
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
-	if err := cmd.Run(); err != nil {
+	// The go command runs the compiler, the linker and cgo's C compiler as
+	// its children: in a group of their own they are all killed when ctx
+	// ends. Killing only the go command would leave them running, holding
+	// the output pipe open, so Wait would not return either.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
+	cmd.WaitDelay = 5 * time.Second
+	if err := cmd.Start(); err != nil {
+		return fmt.Errorf("build %s: %w", t, err)
+	}
+	if b.Building != nil {
+		b.Building(t, cmd.Process.Pid)
+		defer b.Building(t, 0)
+	}
+	err := cmd.Wait()
+	// Nothing of the build outlives it, however it ended.
+	_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+	if err != nil {
 		os.Remove(tmp)
+		if ctx.Err() != nil {
+			return fmt.Errorf("build %s stopped: %w", t, context.Cause(ctx))
+		}
 		return fmt.Errorf("build %s (go %s in %s): %w\n%s", t, strings.Join(args, " "), cmd.Dir, err, tail(out.Bytes(), 40))
 	}
 	// Rename last, so an interrupted build never leaves a half-written binary behind.

@@ -2,10 +2,17 @@ package tools
 
 import (
 	"context"
+	"errors"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
+	"sync/atomic"
+	"syscall"
 	"testing"
+	"time"
+
+	"github.com/tug-gitops/tug/internal/fsutil"
 )
 
 func fakeModules(t *testing.T) string {
@@ -80,5 +87,95 @@ func TestFindModulesDir(t *testing.T) {
 func TestUnknownTool(t *testing.T) {
 	if _, err := (&Builder{ModulesDir: t.TempDir()}).Path("nope"); err == nil {
 		t.Fatal("unknown tool accepted")
+	}
+}
+
+// stallingBuild makes every compile and link of a go build stall in a
+// child process (through -toolexec) that records its pid in pidFile, so a
+// test can cancel a build that is surely running.
+func stallingBuild(t *testing.T, pidFile string) {
+	t.Helper()
+	script := filepath.Join(t.TempDir(), "stall.sh")
+	// The go command asks each tool for its version first: let that through.
+	body := "#!/bin/sh\nif [ \"$2\" = \"-V=full\" ]; then exec \"$@\"; fi\necho $$ >> " + pidFile + "\nexec sleep 300\n"
+	if err := os.WriteFile(script, []byte(body), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("GOFLAGS", "-toolexec="+script)
+}
+
+func TestCancelStopsTheBuildAndItsChildren(t *testing.T) {
+	mods := fakeModules(t)
+	// A real, tiny main package where kine's recipe looks for it.
+	os.WriteFile(filepath.Join(mods, "kine", "go.mod"), []byte("module github.com/k3s-io/kine\n\ngo 1.22\n"), 0o644)
+	os.WriteFile(filepath.Join(mods, "kine", "main.go"), []byte("package main\n\nfunc main() {}\n"), 0o644)
+	pidFile := filepath.Join(t.TempDir(), "pids")
+	stallingBuild(t, pidFile)
+	var leader atomic.Int64
+	b := &Builder{ModulesDir: mods, CacheDir: t.TempDir(), Building: func(_ Tool, pid int) {
+		if pid != 0 {
+			leader.Store(int64(pid))
+		}
+	}}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { _, err := b.Ensure(ctx, Kine); done <- err }()
+	var stalled []int
+	deadline := time.Now().Add(2 * time.Minute)
+	for len(stalled) == 0 {
+		data, _ := os.ReadFile(pidFile)
+		for _, f := range strings.Fields(string(data)) {
+			pid, _ := strconv.Atoi(f)
+			stalled = append(stalled, pid)
+		}
+		select {
+		case err := <-done:
+			t.Fatalf("build ended before it stalled: %v", err)
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("no compile or link started within 2 minutes")
+		}
+		time.Sleep(50 * time.Millisecond) // polling a condition with a deadline
+	}
+	cancel()
+	select {
+	case err := <-done:
+		if err == nil || !strings.Contains(err.Error(), "build kine stopped") {
+			t.Fatalf("cancelled build: %v, want an error saying it was stopped", err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("Ensure did not return within 30 s of the cancel")
+	}
+	for _, pid := range append(stalled, int(leader.Load())) {
+		if err := syscall.Kill(pid, 0); err == nil && !zombie(pid) {
+			t.Errorf("pid %d of the build still runs after the cancel", pid)
+		}
+	}
+	p, _ := b.Path(Kine)
+	if _, err := os.Stat(p + ".tmp"); err == nil {
+		t.Error("the cancelled build left its temporary file")
+	}
+}
+
+func zombie(pid int) bool {
+	data, _ := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	s := string(data)
+	i := strings.LastIndexByte(s, ')')
+	return i > 0 && i+2 < len(s) && s[i+2] == 'Z'
+}
+
+func TestLockWaitEndsWithTheContext(t *testing.T) {
+	b := &Builder{ModulesDir: fakeModules(t), CacheDir: t.TempDir()}
+	p, _ := b.Path(Kine)
+	unlock, err := fsutil.Lock(context.Background(), p+".lock", false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unlock()
+	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	defer cancel()
+	if _, err := b.Ensure(ctx, Kine); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("Ensure while another process builds: %v, want it to give up with the context", err)
 	}
 }
