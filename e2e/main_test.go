@@ -85,8 +85,14 @@ func runWithLab(m *testing.M) (int, error) {
 		return 1, fmt.Errorf("build tug: %v\n%s", err, out)
 	}
 
+	// TUG_E2E_NODE=real runs the suite on a real node (kubelet, containerd):
+	// the host is compared before and after (see node_test.go).
+	before, err := hostBefore(ctx)
+	if err != nil {
+		return 1, err
+	}
 	start := time.Now()
-	out, err := tugCmd(ctx, 75*time.Minute, "lab", "up")
+	out, err := tugCmd(ctx, 75*time.Minute, "lab", "up", "--node", e2eNode())
 	env.upOutput = out
 	fmt.Fprintf(os.Stderr, "e2e: tug lab up took %s\n%s\n", time.Since(start).Round(time.Millisecond), tailLines(out, 30))
 	defer func() {
@@ -118,6 +124,9 @@ func runWithLab(m *testing.M) (int, error) {
 		return 1, fmt.Errorf("tug lab down: %v\n%s", err, out)
 	}
 	if err := checkNothingLeft(final); err != nil {
+		return 1, err
+	}
+	if err := hostAfter(ctx, before); err != nil {
 		return 1, err
 	}
 	fmt.Fprintln(os.Stderr, "e2e: tug lab down left no process and no listening port")

@@ -7,8 +7,9 @@ import (
 )
 
 // Config is what the backend reports about itself. The Helm chart sets
-// APP_VERSION from the image tag and APP_ENV from .Values.environment, so
-// /api/info shows which release Argo CD actually deployed.
+// APP_VERSION from the image tag and APP_ENV from .Values.environment; a
+// binary whose build stamped its version (serve.BuildVersion, as the
+// lab's images do) reports that instead, so /api/info shows what really runs.
 type Config struct {
 	Version     string
 	Environment string
@@ -18,7 +19,7 @@ type Config struct {
 // so a misconfigured pod is visible rather than silently blank.
 func configFromEnv(getenv func(string) string) Config {
 	return Config{
-		Version:     orUnknown(getenv("APP_VERSION")),
+		Version:     orUnknown(serve.Version(getenv("APP_VERSION"))),
 		Environment: orUnknown(getenv("APP_ENV")),
 	}
 }

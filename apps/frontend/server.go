@@ -36,7 +36,7 @@ const (
 
 func configFromEnv(getenv func(string) string) Config {
 	cfg := Config{
-		Version:        orDefault(getenv("APP_VERSION"), "unknown"),
+		Version:        orDefault(serve.Version(getenv("APP_VERSION")), "unknown"),
 		Environment:    orDefault(getenv("APP_ENV"), "unknown"),
 		BackendURL:     strings.TrimRight(orDefault(getenv("BACKEND_URL"), defaultBackendURL), "/"),
 		BackendTimeout: defaultBackendTimeout,

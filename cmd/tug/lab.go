@@ -13,6 +13,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"runtime/pprof"
+	"sort"
 	"strings"
 	"syscall"
 	"text/tabwriter"
@@ -79,6 +80,7 @@ makes the "tug-lab" kubectl context current.`,
 
 func newLabUpCmd(f *labFlags) *cobra.Command {
 	var noKubeconfig, background bool
+	var nodeKind string
 	var timeout time.Duration
 	cmd := &cobra.Command{
 		Use:   "up",
@@ -103,9 +105,15 @@ supervisor; the second follows it.`,
 			if err != nil {
 				return err
 			}
+			kind, reason, err := lab.ChooseNode(nodeKind)
+			if err != nil {
+				return usageError{err}
+			}
+			printNode(cmd.ErrOrStderr(), kind, reason)
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
 			st, err := lab.Launch(ctx, lab.LaunchOptions{
+				Node: kind, NodeReason: reason,
 				Name: f.name, StateRoot: f.stateRoot, RepoRoot: repo,
 				SuperviseArgs:      []string{self, "lab", "supervise"},
 				NoKubeconfigUpdate: noKubeconfig, Timeout: timeout, Progress: cmd.ErrOrStderr(),
@@ -127,6 +135,7 @@ supervisor; the second follows it.`,
 		},
 	}
 	cmd.Flags().BoolVar(&noKubeconfig, "no-kubeconfig-update", false, "do not add the lab's context to your kubeconfig")
+	cmd.Flags().StringVar(&nodeKind, "node", lab.NodeFake, "the lab's node: real (kubelet, containerd and runc run the product's pods in containers; Linux, root and the runtime's packages, else fake with the reason) or fake (kwok marks pods Running and Ready; nothing runs)")
 	cmd.Flags().BoolVar(&background, "background", false, "on Ctrl-C, leave the lab starting in the background (default: stop it)")
 	cmd.Flags().DurationVar(&timeout, "timeout", 60*time.Minute, "give up after this long (the first run builds Kubernetes, Argo CD and Gitea from source: ~20 min on 2 cores)")
 	return cmd
@@ -166,6 +175,7 @@ const downTimeout = 45 * time.Second
 
 func newLabSuperviseCmd(f *labFlags) *cobra.Command {
 	var noKubeconfig bool
+	var nodeKind, nodeReason string
 	cmd := &cobra.Command{
 		Use:    "supervise",
 		Short:  "Run the lab in the foreground (what 'lab up' starts in the background)",
@@ -195,6 +205,7 @@ func newLabSuperviseCmd(f *labFlags) *cobra.Command {
 				Name: f.name, StateRoot: f.stateRoot, RepoRoot: repo, Log: log,
 				Tools:                &tools.Builder{ModulesDir: mods, Log: log},
 				UpdateUserKubeconfig: !noKubeconfig,
+				Node:                 nodeKind, NodeReason: nodeReason,
 			})
 			stopProfile()
 			if err != nil {
@@ -209,7 +220,18 @@ func newLabSuperviseCmd(f *labFlags) *cobra.Command {
 		},
 	}
 	cmd.Flags().BoolVar(&noKubeconfig, "no-kubeconfig-update", false, "do not add the lab's context to your kubeconfig")
+	cmd.Flags().StringVar(&nodeKind, "node", lab.NodeFake, "real or fake (resolved by 'lab up')")
+	cmd.Flags().StringVar(&nodeReason, "node-reason", "", "why the node is fake")
 	return cmd
+}
+
+// printNode says which node the lab runs, and for a fake one why.
+func printNode(w io.Writer, kind, reason string) {
+	if kind == lab.NodeReal {
+		fmt.Fprintln(w, "Node: real (kubelet + containerd + runc; the product's pods run in containers)")
+		return
+	}
+	fmt.Fprintf(w, "Node: fake (kwok: pods are marked Running, nothing runs): %s\n", reason)
 }
 
 func newLabDownCmd(f *labFlags) *cobra.Command {
@@ -281,6 +303,9 @@ func newLabStatusCmd(f *labFlags) *cobra.Command {
 			}
 			w := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
 			fmt.Fprintf(w, "lab %s: %s (supervisor pid %d, redis: %s)\n", st.Name, st.Phase, st.Supervisor, st.Redis)
+			if st.Node != "" {
+				printNode(w, st.Node, st.NodeReason)
+			}
 			if st.Build != nil {
 				fmt.Fprintf(w, "building %s (pid %d)\n", st.Build.Tool, st.Build.PID)
 			}
@@ -425,14 +450,14 @@ func printNextSteps(w io.Writer, st *lab.Status) {
   Argo CD web UI  %[8]s
   Git forge       %[5]s
   Repository      %[6]s
-
+%[9]s
 Try:
   kubectl get applications -n argocd
   %[7]s status
   %[7]s verify drift backend-dev
   eval "$(%[7]s lab env)"      # exports KUBECONFIG, ARGOCD_SERVER, TUG_ARGOCD_UI_URL, TUG_FORGE_URL, TUG_FORGE_TOKEN_FILE; prints no secret
   %[7]s lab down
-`, st.Name, st.Endpoints["kubernetes"], lab.ContextName(st.Name), st.Endpoints["argocd"], st.Endpoints["forge"], st.Endpoints["repository"], invokedAs(), ui)
+`, st.Name, st.Endpoints["kubernetes"], lab.ContextName(st.Name), st.Endpoints["argocd"], st.Endpoints["forge"], st.Endpoints["repository"], invokedAs(), ui, frontendLines(st))
 	for _, n := range st.Notices {
 		fmt.Fprintf(w, "Note: %s\n", n)
 	}
@@ -504,4 +529,21 @@ func startCPUProfile(path string) (stop func(), err error) {
 		return nil, err
 	}
 	return func() { pprof.StopCPUProfile(); f.Close() }, nil
+}
+
+// frontendLines lists the shop's frontends a real node serves, one per
+// environment.
+func frontendLines(st *lab.Status) string {
+	var names []string
+	for k := range st.Endpoints {
+		if strings.HasPrefix(k, "frontend/") {
+			names = append(names, k)
+		}
+	}
+	sort.Strings(names)
+	var b strings.Builder
+	for _, k := range names {
+		fmt.Fprintf(&b, "  Shop %-11s %s   (the frontend, in a real container)\n", strings.TrimPrefix(k, "frontend/"), st.Endpoints[k])
+	}
+	return b.String()
 }

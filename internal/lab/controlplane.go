@@ -19,6 +19,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 
 	"github.com/tug-gitops/tug/internal/fsutil"
+	"github.com/tug-gitops/tug/internal/node"
 	"github.com/tug-gitops/tug/internal/tools"
 )
 
@@ -27,8 +28,9 @@ var kwokStages []byte
 
 const (
 	serviceCIDR = "10.96.0.0/16"
-	podCIDR     = "10.244.0.0/16"
-	nodeName    = "lab-node-1"
+	// The fake node's pods: apart from a real node's (10.240.0.0/13).
+	podCIDR  = "10.200.0.0/16"
+	nodeName = "lab-node-1"
 )
 
 // Identities the lab issues client certificates for. Each control-plane
@@ -43,6 +45,8 @@ var identities = []identity{
 	// runs as an administrator.
 	{name: "kwok", cn: "kwok-controller", orgs: []string{"system:masters"}},
 	{name: "argocd-server", cn: "argocd-server", server: true},
+	// The API server towards kubelets (logs, exec, port-forward).
+	{name: "apiserver-kubelet-client", cn: node.KubeletClientUser},
 }
 
 func (l *Lab) controlPlaneComponents(bins map[tools.Tool]string) ([]component, error) {
@@ -134,6 +138,11 @@ func (l *Lab) controlPlaneComponents(bins map[tools.Tool]string) ([]component, e
 			// the node Ready; nothing needs evicting), so the taint must
 			// not be put there in the first place.
 			"--disable-admission-plugins=TaintNodesByCondition",
+			// Kubelets by address, never by name: a name would be looked
+			// up in the host's resolver, off the machine.
+			"--kubelet-preferred-address-types=InternalIP",
+			"--kubelet-client-certificate=" + p.certPath("apiserver-kubelet-client"),
+			"--kubelet-client-key=" + p.keyPath("apiserver-kubelet-client"),
 		},
 		Ports: map[string]int{"https": apiPort},
 		Ready: l.apiServesAdmin,
@@ -184,7 +193,8 @@ func (l *Lab) controlPlaneComponents(bins map[tools.Tool]string) ([]component, e
 		Args: []string{
 			"--kubeconfig=" + kc("kwok"),
 			"--config=" + stages,
-			"--manage-all-nodes=true",
+			// Only the fake node: a real node's kubelet reports for itself.
+			"--manage-nodes-with-annotation-selector=kwok.x-k8s.io/node=fake",
 			"--cidr=" + podCIDR,
 			"--node-ip=127.0.0.1",
 			"--server-address=127.0.0.1:" + strconv.Itoa(kwokPort),

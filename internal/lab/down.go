@@ -76,6 +76,10 @@ func Down(ctx context.Context, dir string) (*DownResult, error) {
 	if len(left) > 0 {
 		return res, fmt.Errorf("could not stop %v", left)
 	}
+	// A real node's host changes, if its supervisor could not revert them.
+	if err := undoNode(ctx, dir); err != nil {
+		return res, fmt.Errorf("revert the real node's host changes (listed in %s/node/ledger.jsonl): %w", dir, err)
+	}
 	if st.Phase != PhaseStopped {
 		st.Phase = PhaseStopped
 		st.Build = nil

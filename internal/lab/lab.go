@@ -51,6 +51,11 @@ type Options struct {
 	UpdateUserKubeconfig bool
 	// Log receives progress.
 	Log *slog.Logger
+	// Node is the kind of node: NodeReal (a kubelet running the pods in
+	// containers) or NodeFake (kwok; the default). See ChooseNode.
+	Node string
+	// NodeReason says why the node is fake, for up and status.
+	NodeReason string
 }
 
 // Lab is a running lab.
@@ -78,6 +83,7 @@ type Lab struct {
 	lock       *supervisor.Lock
 	closers    []func(context.Context) // in-process services (embedded Redis) and Gitea
 	forge      *giteaserver.Server
+	node       *realNode // nil with a fake node
 	forgeProc  supervisor.Proc
 	// rolesReady returns once the API server's default RBAC roles exist,
 	// which components acting as themselves need (see apiServesAdmin).
@@ -132,9 +138,13 @@ func Start(ctx context.Context, opts Options) (*Lab, error) {
 	if prev, err := ReadStatus(dir); err == nil {
 		stopRecorded(ctx, prev, opts.Log)
 	}
+	if err := undoNode(ctx, dir); err != nil {
+		lock.Release()
+		return nil, fmt.Errorf("revert the host changes a previous real node left: %w", err)
+	}
 	l := &Lab{opts: opts, dir: dir, layout: layout, start: time.Now(), last: time.Now(), lock: lock, self: supervisor.Self(), comps: map[string]component{}}
 	l.sup = supervisor.New(supervisor.Options{Log: opts.Log, OnChange: l.writeStatus})
-	l.status = Status{Name: opts.Name, StateDir: dir, Phase: PhaseBuilding, Supervisor: l.self.PID, SupervisorStart: l.self.Start, Kubeconfig: l.kubeconfig(), Endpoints: map[string]string{}}
+	l.status = Status{Name: opts.Name, StateDir: dir, Phase: PhaseBuilding, Supervisor: l.self.PID, SupervisorStart: l.self.Start, Kubeconfig: l.kubeconfig(), Endpoints: map[string]string{}, Node: opts.Node, NodeReason: opts.NodeReason}
 	// Written before anything else, so 'tug lab down' finds a lab that is
 	// still building its programs; a lab that cannot record itself could
 	// not be found, so it does not start.
@@ -184,9 +194,13 @@ func (l *Lab) recordBuild(t tools.Tool, pid int) {
 }
 
 func (l *Lab) up(ctx context.Context) error {
+	want := tools.All
+	if l.real() {
+		want = append(append([]tools.Tool(nil), tools.All...), tools.Node...)
+	}
 	t := l.opts.Tools
 	builder := &tools.Builder{ModulesDir: t.ModulesDir, CacheDir: t.CacheDir, Log: t.Log, Building: l.recordBuild}
-	bins, err := builder.EnsureAll(ctx)
+	bins, err := builder.EnsureAll(ctx, want...)
 	if err != nil {
 		return err
 	}
@@ -214,6 +228,12 @@ func (l *Lab) up(ctx context.Context) error {
 	forgePort, err := l.ports.get("gitea")
 	if err != nil {
 		return err
+	}
+	if l.real() {
+		cp = cp[:len(cp)-1] // no fake node: no kwok
+		if err := l.prepareRealNode(ctx, bins); err != nil {
+			return err
+		}
 	}
 	if err := l.ports.save(l.layout.Ports()); err != nil {
 		return err
@@ -270,6 +290,10 @@ func (l *Lab) up(ctx context.Context) error {
 				return
 			}
 		}
+		if l.real() {
+			nodeDone <- l.joinRealNode(ctx)
+			return
+		}
 		nodeDone <- l.ensureNode(ctx)
 	})
 	early := <-earlyDone
@@ -305,8 +329,13 @@ func (l *Lab) up(ctx context.Context) error {
 		return err
 	}
 	l.timing("apps healthy")
+	if l.real() {
+		return l.serveFrontends(ctx)
+	}
 	return nil
 }
+
+func (l *Lab) real() bool { return l.opts.Node == NodeReal }
 
 // goBackground runs f beside up; Start waits for every such f to return.
 func (l *Lab) goBackground(f func()) {

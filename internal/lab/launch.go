@@ -25,6 +25,8 @@ type LaunchOptions struct {
 	SuperviseArgs []string
 	// NoKubeconfigUpdate is passed on as --no-kubeconfig-update.
 	NoKubeconfigUpdate bool
+	// Node is passed on as --node (real or fake), NodeReason as --node-reason.
+	Node, NodeReason string
 	// Timeout bounds the wait for the lab to be ready.
 	Timeout time.Duration
 	// Progress receives the supervisor's log lines while it starts.
@@ -113,6 +115,9 @@ func Launch(ctx context.Context, o LaunchOptions) (*Status, error) {
 	}
 	if o.NoKubeconfigUpdate {
 		args = append(args, "--no-kubeconfig-update")
+	}
+	if o.Node != "" {
+		args = append(args, "--node", o.Node, "--node-reason", o.NodeReason)
 	}
 	sup := exec.Command(o.SuperviseArgs[0], args...)
 	sup.Stdout, sup.Stderr = logf, logf

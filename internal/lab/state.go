@@ -151,6 +151,9 @@ type Status struct {
 	Redis      string            `json:"redis,omitempty"`
 	Kubeconfig string            `json:"kubeconfig"`
 	Endpoints  map[string]string `json:"endpoints,omitempty"`
+	// Node is "real" or "fake"; NodeReason says why a node is fake.
+	Node       string            `json:"node,omitempty"`
+	NodeReason string            `json:"nodeReason,omitempty"`
 	Timings    []PhaseTiming     `json:"timings,omitempty"`
 	// Notices are what a user should know about this lab, e.g. why
 	// Argo CD's web UI is not served.

@@ -44,7 +44,14 @@ const (
 	Helm                  Tool = "helm"
 	Gitea                 Tool = "gitea"
 	Kubectl               Tool = "kubectl"
+	// The real node's programs (lab up --node real).
+	Kubelet   Tool = "kubelet"
+	KubeProxy Tool = "kube-proxy"
+	CoreDNS   Tool = "coredns"
 )
+
+// Node lists the tools a real node needs on top of All.
+var Node = []Tool{Kubelet, KubeProxy, CoreDNS}
 
 // All lists every tool, in the order a lab needs them.
 var All = []Tool{Kine, KubeAPIServer, KubeControllerManager, KubeScheduler, Kwok, ArgoCD, Helm, Gitea}
@@ -70,6 +77,12 @@ var recipes = map[Tool]recipe{
 	Helm:                  {module: "argocd", pkg: "helm.sh/helm/v3/cmd/helm"},
 	Gitea:                 {module: "gitea", pkg: "code.gitea.io/gitea", tags: "sqlite sqlite_unlock_notify", cgo: true},
 	Kubectl:               {module: "kube", pkg: "k8s.io/kubernetes/cmd/kubectl", ldflags: kubeVersionFlags},
+	// kubelet and kube-proxy live in their own module, pinned to the same
+	// k8s.io/kubernetes as "kube": adding them to "kube" would change its
+	// go.mod/go.sum and so the cache key of the control plane's binaries.
+	Kubelet:   {module: "node", pkg: "k8s.io/kubernetes/cmd/kubelet", ldflags: kubeVersionFlags},
+	KubeProxy: {module: "node", pkg: "k8s.io/kubernetes/cmd/kube-proxy", ldflags: kubeVersionFlags},
+	CoreDNS:   {module: "coredns", pkg: "github.com/coredns/coredns"},
 }
 
 // Builder finds or builds tool binaries.

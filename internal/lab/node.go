@@ -1,0 +1,174 @@
+package lab
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"net/http"
+	"net/http/httputil"
+	"net/url"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/tug-gitops/tug/internal/node"
+	"github.com/tug-gitops/tug/internal/tools"
+)
+
+// Node kinds.
+const (
+	NodeReal = "real" // kubelet, containerd, runc: the product's pods really run
+	NodeFake = "fake" // kwok: pods are marked Running and Ready, nothing runs
+)
+
+// ChooseNode resolves the --node flag: "real" only where the host allows
+// it, else "fake" with the reason.
+func ChooseNode(want string) (kind, reason string, err error) {
+	switch want {
+	case NodeFake:
+		return NodeFake, "asked for (--node fake)", nil
+	case NodeReal:
+		if err := node.Check(); err != nil {
+			return NodeFake, err.Error(), nil
+		}
+		return NodeReal, "", nil
+	}
+	return "", "", fmt.Errorf("--node %s: use real or fake", want)
+}
+
+// realNode is the lab's side of a real node: the prepared node, and a
+// channel closed once its images are in containerd.
+type realNode struct {
+	*node.Node
+	images chan error
+}
+
+func (l *Lab) nodeDir() string { return filepath.Join(l.dir, "node") }
+
+// prepareRealNode makes the node's host changes and starts containerd,
+// then loads the images beside the control plane's start.
+func (l *Lab) prepareRealNode(ctx context.Context, bins map[tools.Tool]string) error {
+	containerd, err := exec.LookPath("containerd")
+	if err != nil {
+		return err
+	}
+	n, err := node.Prepare(ctx, node.Config{
+		Lab: l.opts.Name, Dir: l.nodeDir(), APIServer: l.apiServer,
+		CACert: l.pki.caPath(), CAKey: l.pki.keyPath("ca"), ServiceCIDR: serviceCIDR,
+		Kubelet: bins[tools.Kubelet], KubeProxy: bins[tools.KubeProxy], CoreDNS: bins[tools.CoreDNS],
+		RepoRoot: l.opts.RepoRoot, ImageCache: filepath.Join(filepath.Dir(tools.DefaultCacheDir()), "images"),
+		Port: l.ports.get, Env: l.baseEnv(), Log: l.opts.Log,
+	})
+	if err != nil {
+		return err
+	}
+	l.node = &realNode{Node: n, images: make(chan error, 1)}
+	// Once every process has exited (containers' shims and mounts last).
+	l.sup.AddCleanup("real node", n.Undo)
+	// containerd starts beside the control plane, and the images load
+	// while it comes up: the kubelet needs them only once the API serves.
+	p := n.Containerd(containerd)
+	// The kubelet stops before its runtime.
+	if err := l.startComponent(component{Name: p.Name, Binary: p.Binary, Args: p.Args, Env: p.Env, Ready: p.Ready, StopAfter: []string{"kubelet"}}); err != nil {
+		return err
+	}
+	l.goBackground(func() {
+		l.node.images <- func() error {
+			pause, err := pauseSource(ctx, filepath.Join(l.opts.Tools.ModulesDir, "node"))
+			if err != nil {
+				return err
+			}
+			if err := l.waitReady(ctx, "containerd", 60*time.Second); err != nil {
+				return fmt.Errorf("containerd: %w", err)
+			}
+			return n.LoadImages(ctx, pause)
+		}()
+	})
+	return nil
+}
+
+// joinRealNode runs the kubelet, kube-proxy and CoreDNS once the API
+// serves and the images are loaded, and waits for the node to be Ready.
+func (l *Lab) joinRealNode(ctx context.Context) error {
+	cs, err := l.clientset()
+	if err != nil {
+		return err
+	}
+	if err := node.Authorize(ctx, cs); err != nil {
+		return err
+	}
+	if err := <-l.node.images; err != nil {
+		return fmt.Errorf("node images: %w", err)
+	}
+	for _, p := range l.node.Procs() {
+		if err := l.startComponent(component{Name: p.Name, Binary: p.Binary, Args: p.Args, Env: p.Env, Ports: p.Ports, Ready: p.Ready}); err != nil {
+			return err
+		}
+	}
+	return node.WaitReady(ctx, cs, 60*time.Second)
+}
+
+// pauseSource finds Kubernetes' pause.c in the module cache, through the
+// node tool module (the same k8s.io/kubernetes as the kubelet).
+func pauseSource(ctx context.Context, module string) (string, error) {
+	cmd := exec.CommandContext(ctx, "go", "list", "-m", "-f", "{{.Dir}}", "k8s.io/kubernetes")
+	cmd.Dir = module
+	out, err := cmd.Output()
+	if err != nil {
+		return "", fmt.Errorf("find k8s.io/kubernetes for the pause image (go list -m in %s): %w", module, err)
+	}
+	dir := strings.TrimSpace(string(out))
+	if dir == "" {
+		return "", fmt.Errorf("k8s.io/kubernetes is not downloaded: run 'go mod download' in %s", module)
+	}
+	return filepath.Join(dir, "build", "pause", "linux", "pause.c"), nil
+}
+
+// serveFrontends proxies a loopback port per environment to its frontend
+// Service (through kube-proxy's translation of the Service address), so a
+// person opens the shop in a browser; the URLs go into the status.
+func (l *Lab) serveFrontends(ctx context.Context) error {
+	cs, err := l.clientset()
+	if err != nil {
+		return err
+	}
+	svcs, err := cs.CoreV1().Services("").List(ctx, metav1.ListOptions{LabelSelector: "app.kubernetes.io/name=frontend"})
+	if err != nil {
+		return err
+	}
+	sort.Slice(svcs.Items, func(i, j int) bool { return svcs.Items[i].Namespace < svcs.Items[j].Namespace })
+	for _, s := range svcs.Items {
+		if s.Spec.ClusterIP == "" || s.Spec.ClusterIP == "None" || len(s.Spec.Ports) == 0 {
+			continue
+		}
+		port, err := l.ports.get("frontend/" + s.Namespace)
+		if err != nil {
+			return err
+		}
+		ln, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(port))
+		if err != nil {
+			return fmt.Errorf("frontend of %s: %w", s.Namespace, err)
+		}
+		target := &url.URL{Scheme: "http", Host: net.JoinHostPort(s.Spec.ClusterIP, strconv.Itoa(int(s.Spec.Ports[0].Port)))}
+		srv := &http.Server{Handler: httputil.NewSingleHostReverseProxy(target), ReadHeaderTimeout: 10 * time.Second}
+		go func() { _ = srv.Serve(ln) }()
+		l.closers = append(l.closers, func(context.Context) { srv.Close() })
+		l.mu.Lock()
+		l.status.Endpoints["frontend/"+s.Namespace] = "http://127.0.0.1:" + strconv.Itoa(port)
+		l.mu.Unlock()
+	}
+	_ = l.ports.save(l.layout.Ports())
+	l.writeStatus()
+	return nil
+}
+
+// undoNode reverts a real node's host changes after its supervisor is
+// gone (stopped or killed).
+func undoNode(ctx context.Context, dir string) error {
+	return node.UndoDir(ctx, filepath.Join(dir, "node"), nil)
+}

@@ -1,0 +1,169 @@
+package node
+
+import (
+	"fmt"
+	"strings"
+)
+
+// containerdConfig keeps every path containerd would otherwise put under
+// /var/lib, /run or /opt in the node's folder (the shims' sockets in
+// /run/containerd/s are fixed in containerd 1.6: the ledger records them),
+// and sets what this kind of host needs (see docs/lab.md):
+// restrict_oom_score_adj because root here may lack CAP_SYS_RESOURCE, and
+// the sandbox image built locally, never pulled.
+func containerdConfig(dir, pauseRef string) string {
+	return fmt.Sprintf(`version = 2
+root = %[1]q
+state = %[2]q
+disabled_plugins = ["io.containerd.snapshotter.v1.aufs", "io.containerd.snapshotter.v1.btrfs", "io.containerd.snapshotter.v1.zfs", "io.containerd.snapshotter.v1.devmapper", "io.containerd.tracing.processor.v1.otlp"]
+[grpc]
+  address = %[3]q
+[ttrpc]
+  address = %[4]q
+[plugins."io.containerd.internal.v1.opt"]
+  path = %[5]q
+[plugins."io.containerd.grpc.v1.cri"]
+  sandbox_image = %[6]q
+  stream_server_address = "127.0.0.1"
+  stream_server_port = "0"
+  restrict_oom_score_adj = true
+  netns_mounts_under_state_dir = true
+  disable_apparmor = true
+  tolerate_missing_hugetlb_controller = true
+  disable_hugetlb_controller = true
+  [plugins."io.containerd.grpc.v1.cri".containerd]
+    snapshotter = "overlayfs"
+    default_runtime_name = "runc"
+    [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc]
+      runtime_type = "io.containerd.runc.v2"
+      [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc.options]
+        SystemdCgroup = false
+        BinaryName = "runc"
+        Root = %[7]q
+  [plugins."io.containerd.grpc.v1.cri".cni]
+    bin_dir = %[8]q
+    conf_dir = %[9]q
+  [plugins."io.containerd.grpc.v1.cri".registry]
+    config_path = %[10]q
+`, dir+"/containerd/root", dir+"/containerd/state", dir+"/containerd.sock", dir+"/containerd.sock.ttrpc",
+		dir+"/containerd/opt", pauseRef, dir+"/containerd/runc", cniDir, dir+"/cni/net.d", dir+"/containerd/certs.d")
+}
+
+// cniConfig is a bridge on the node's own link and /24, without masquerade:
+// pods reach each other and the node, and the node's nftables table drops
+// whatever they send elsewhere.
+func cniConfig(dir string, n Network) string {
+	return fmt.Sprintf(`{"cniVersion":"0.4.0","name":%q,"plugins":[
+ {"type":"bridge","bridge":%q,"isGateway":true,"ipMasq":false,"hairpinMode":true,
+  "ipam":{"type":"host-local","ranges":[[{"subnet":%q,"gateway":%q}]],
+          "routes":[{"dst":"0.0.0.0/0"}],"dataDir":%q}}]}
+`, n.Bridge, n.Bridge, n.Subnet.String(), n.Gateway.String(), dir+"/cni/ipam")
+}
+
+// kubeletConfig serves the kubelet's API on the bridge address only (the
+// API server reaches it there by InternalIP), keeps everything else on
+// loopback, puts the pods' cgroups under the node's own cgroup root, and
+// leaves the host's iptables alone (makeIPTablesUtilChains: false).
+type kubeletParams struct {
+	Dir, CA, ServingCert, ServingKey, CgroupRoot string
+	Net                                          Network
+	HealthzPort                                  int
+}
+
+func kubeletConfig(p kubeletParams) string {
+	return fmt.Sprintf(`apiVersion: kubelet.config.k8s.io/v1beta1
+kind: KubeletConfiguration
+address: %[1]s
+port: 10250
+readOnlyPort: 0
+healthzBindAddress: 127.0.0.1
+healthzPort: %[2]d
+cgroupDriver: cgroupfs
+cgroupRoot: %[3]s
+failCgroupV1: false
+failSwapOn: false
+makeIPTablesUtilChains: false
+protectKernelDefaults: false
+containerRuntimeEndpoint: unix://%[4]s/containerd.sock
+imageServiceEndpoint: unix://%[4]s/containerd.sock
+authentication:
+  anonymous: {enabled: false}
+  webhook: {enabled: true}
+  x509: {clientCAFile: %[5]s}
+authorization: {mode: Webhook}
+tlsCertFile: %[6]s
+tlsPrivateKeyFile: %[7]s
+resolvConf: %[4]s/kubelet/resolv.conf
+clusterDomain: cluster.local
+clusterDNS: [%[1]s]
+podCIDR: %[8]s
+podLogsDir: %[4]s/kubelet/pod-logs
+volumePluginDir: %[4]s/kubelet/volume-plugins
+serializeImagePulls: false
+maxPods: 60
+imageGCHighThresholdPercent: 100
+imageGCLowThresholdPercent: 99
+evictionHard: {"memory.available": "50Mi", "nodefs.available": "1%%", "imagefs.available": "1%%"}
+syncFrequency: 10s
+nodeStatusReportFrequency: 1m
+enableDebuggingHandlers: true
+`, p.Net.Gateway, p.HealthzPort, p.CgroupRoot, p.Dir, p.CA, p.ServingCert, p.ServingKey, p.Net.Subnet)
+}
+
+// kubeProxyConfig uses nftables (kube-proxy's own tables, nothing else),
+// NodePorts on the bridge address only, and leaves the host's conntrack
+// sysctls alone (zeros).
+func kubeProxyConfig(kubeconfig, nodeName string, n Network, healthz, metrics int) string {
+	return fmt.Sprintf(`apiVersion: kubeproxy.config.k8s.io/v1alpha1
+kind: KubeProxyConfiguration
+clientConnection: {kubeconfig: %s}
+hostnameOverride: %s
+bindAddress: 127.0.0.1
+healthzBindAddress: 127.0.0.1:%d
+metricsBindAddress: 127.0.0.1:%d
+clusterCIDR: %s
+mode: nftables
+nodePortAddresses: ["%s/32"]
+conntrack: {maxPerCore: 0, min: 0, tcpEstablishedTimeout: 0s, tcpCloseWaitTimeout: 0s}
+`, kubeconfig, nodeName, healthz, metrics, n.Subnet, n.Gateway)
+}
+
+// corefile answers for the cluster's names only, on the bridge address:
+// no forward plugin, so no query ever leaves the machine.
+func corefile(n Network, kubeconfig string, health, ready int) string {
+	return fmt.Sprintf(`.:53 {
+    bind %s
+    errors
+    health 127.0.0.1:%d
+    ready 127.0.0.1:%d
+    kubernetes cluster.local in-addr.arpa ip6.arpa {
+        kubeconfig %s lab
+        pods insecure
+        fallthrough in-addr.arpa ip6.arpa
+    }
+    cache 30
+}
+`, n.Gateway, health, ready, kubeconfig)
+}
+
+// nftRules is the node's own table: pods may reach each other, and the
+// node only for DNS; nothing they send is forwarded to another interface,
+// and nothing from another interface is forwarded to them.
+func nftRules(n Network) string {
+	b := n.Bridge
+	return strings.NewReplacer("BR", b, "GW", n.Gateway.String(), "TABLE", n.Table).Replace(`table inet TABLE {
+	chain forward {
+		type filter hook forward priority -10; policy accept;
+		iifname "BR" oifname != "BR" counter drop comment "pods never reach another interface"
+		oifname "BR" iifname != "BR" counter drop comment "nothing from another interface reaches the pods"
+	}
+	chain input {
+		type filter hook input priority -10; policy accept;
+		iifname "BR" ct state established,related accept
+		iifname "BR" ip daddr GW udp dport 53 accept
+		iifname "BR" ip daddr GW tcp dport 53 accept
+		iifname "BR" counter drop comment "pods reach the node for DNS only"
+	}
+}
+`)
+}

@@ -1,0 +1,217 @@
+package node
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"math/big"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+func TestNetworkForIsStableAndApart(t *testing.T) {
+	a, b := NetworkFor("default"), NetworkFor("e2e")
+	if a.Bridge != NetworkFor("default").Bridge || a.Subnet.String() != NetworkFor("default").Subnet.String() {
+		t.Fatal("the same name gave two networks")
+	}
+	if a.Bridge == b.Bridge || a.Subnet.String() == b.Subnet.String() {
+		t.Fatalf("two names, one network: %+v %+v", a, b)
+	}
+	_, labRange, _ := net.ParseCIDR("10.240.0.0/13")
+	for _, n := range []Network{a, b} {
+		if len(n.Bridge) > 15 {
+			t.Errorf("bridge %q longer than a link name may be", n.Bridge)
+		}
+		if !labRange.Contains(n.Subnet.IP) || !n.Subnet.Contains(n.Gateway) {
+			t.Errorf("%s / %s outside 10.240.0.0/13", n.Subnet, n.Gateway)
+		}
+	}
+}
+
+func TestLedgerUndoesInReverseAndOnlyWhatItMade(t *testing.T) {
+	dir := t.TempDir()
+	existing := filepath.Join(dir, "existing")
+	if err := os.MkdirAll(existing, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	l, err := OpenLedger(filepath.Join(dir, "state", "ledger.jsonl"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	made := filepath.Join(dir, "new", "a", "b")
+	for _, p := range []string{made, filepath.Join(existing, "x"), existing} {
+		if err := l.RecordPath(p); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.MkdirAll(made, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile(filepath.Join(existing, "x"), []byte("made by the node"), 0o644)
+	// A crash mid-write leaves half a line: it announced nothing done yet.
+	f, _ := os.OpenFile(filepath.Join(dir, "state", "ledger.jsonl"), os.O_APPEND|os.O_WRONLY, 0)
+	f.WriteString(`{"kind":"path","na`)
+	f.Close()
+
+	again, err := OpenLedger(filepath.Join(dir, "state", "ledger.jsonl"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := again.Changes()
+	if len(got) != 2 || got[0].Name != filepath.Join(dir, "new") || got[1].Name != filepath.Join(existing, "x") {
+		t.Fatalf("ledger = %+v, want the topmost new folder and the new file", got)
+	}
+	if err := again.Undo(context.Background(), nil); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "new")); !os.IsNotExist(err) {
+		t.Errorf("%s/new survived the undo", dir)
+	}
+	if _, err := os.Stat(existing); err != nil {
+		t.Errorf("the undo removed a folder that existed before: %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "state", "ledger.jsonl")); !os.IsNotExist(err) {
+		t.Error("the ledger is still there after a complete undo")
+	}
+}
+
+func TestCorefileHasNoForwarder(t *testing.T) {
+	cf := corefile(NetworkFor("x"), "/k", 1, 2)
+	if strings.Contains(cf, "forward") || strings.Contains(cf, "proxy") {
+		t.Fatalf("the Corefile would ask resolvers off the machine:\n%s", cf)
+	}
+	if !strings.Contains(cf, "bind "+NetworkFor("x").Gateway.String()) {
+		t.Errorf("CoreDNS not bound to the bridge address only:\n%s", cf)
+	}
+	if !strings.Contains(cniConfig("/d", NetworkFor("x")), `"ipMasq":false`) {
+		t.Error("the CNI bridge would masquerade pods' traffic")
+	}
+}
+
+// needRealHost skips unless this host can run a real node.
+func needRealHost(t *testing.T) {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("changes the host")
+	}
+	if err := Check(); err != nil {
+		t.Skip(err)
+	}
+}
+
+func testCA(t *testing.T, dir string) (string, string) {
+	t.Helper()
+	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "test-ca"}, NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
+		KeyUsage: x509.KeyUsageCertSign, BasicConstraintsValid: true, IsCA: true}
+	der, _ := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	kder, _ := x509.MarshalECPrivateKey(key)
+	c, k := filepath.Join(dir, "ca.crt"), filepath.Join(dir, "ca.key")
+	os.WriteFile(c, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o644)
+	os.WriteFile(k, pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kder}), 0o600)
+	return c, k
+}
+
+func pauseC(t *testing.T) string {
+	t.Helper()
+	cmd := exec.Command("go", "list", "-m", "-f", "{{.Dir}}", "k8s.io/kubernetes")
+	cmd.Dir = "../../lab/tools/node"
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("find k8s.io/kubernetes: %v", err)
+	}
+	return filepath.Join(strings.TrimSpace(string(out)), "build/pause/linux/pause.c")
+}
+
+// A node's host changes are undone from the ledger alone, as `lab down`
+// does after a supervisor was SIGKILLed: containerd killed with -9 and
+// the node's images loaded, the host afterwards is what it was before.
+func TestUndoAfterKillLeavesHostAsFound(t *testing.T) {
+	needRealHost(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	before, err := Snapshot(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	work := t.TempDir()
+	ca, caKey := testCA(t, work)
+	next := 0
+	repo, _ := filepath.Abs("../..")
+	n, err := Prepare(ctx, Config{
+		Lab: "node-test-" + filepath.Base(work), Dir: filepath.Join(work, "node"), APIServer: "https://127.0.0.1:1",
+		CACert: ca, CAKey: caKey, ServiceCIDR: "10.96.0.0/16",
+		RepoRoot: repo, ImageCache: filepath.Join(work, "images"),
+		Port: func(string) (int, error) { next++; return 40000 + next, nil },
+		Env:  os.Environ(),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	released := false
+	defer func() {
+		if !released {
+			n.Undo(context.Background())
+		}
+	}()
+	if out, err := exec.Command("nft", "list", "table", "inet", n.Net.Table).CombinedOutput(); err != nil || !strings.Contains(string(out), "pods never reach another interface") {
+		t.Fatalf("the node's nftables table is missing: %v\n%s", err, out)
+	}
+	p := n.Containerd("containerd")
+	cmd := exec.Command(p.Binary, p.Args...)
+	cmd.Env = p.Env
+	logf, _ := os.Create(filepath.Join(work, "containerd.log"))
+	cmd.Stdout, cmd.Stderr = logf, logf
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go cmd.Wait()
+	deadline := time.Now().Add(30 * time.Second)
+	for p.Ready(ctx) != nil {
+		if time.Now().After(deadline) {
+			b, _ := os.ReadFile(filepath.Join(work, "containerd.log"))
+			t.Fatalf("containerd not serving after 30 s:\n%s", b)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if err := n.LoadImages(ctx, pauseC(t)); err != nil {
+		t.Fatal(err)
+	}
+	out, err := exec.Command("ctr", "--address", filepath.Join(work, "node", "containerd.sock"), "-n", "k8s.io", "images", "ls", "-q").Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, ref := range []string{"ghcr.io/tug-gitops/backend:0.1.0", "ghcr.io/tug-gitops/backend:0.2.0", "ghcr.io/tug-gitops/frontend:0.2.0", "localhost/tug/pause:3.10"} {
+		if !strings.Contains(string(out), ref) {
+			t.Errorf("containerd lacks %s; it has:\n%s", ref, out)
+		}
+	}
+	// The supervisor dies without undoing anything.
+	cmd.Process.Signal(syscall.SIGKILL)
+	n.lock.Close()
+	released = true
+	if err := UndoDir(ctx, filepath.Join(work, "node"), nil); err != nil {
+		t.Fatal(err)
+	}
+	after, err := Snapshot(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d := before.Diff(after); len(d) > 0 {
+		t.Fatalf("the host differs after undo:\n%s", strings.Join(d, "\n"))
+	}
+	if HasLedger(filepath.Join(work, "node")) {
+		t.Error("the ledger survived a complete undo")
+	}
+}
