@@ -152,9 +152,9 @@ type Status struct {
 	Kubeconfig string            `json:"kubeconfig"`
 	Endpoints  map[string]string `json:"endpoints,omitempty"`
 	// Node is "real" or "fake"; NodeReason says why a node is fake.
-	Node       string            `json:"node,omitempty"`
-	NodeReason string            `json:"nodeReason,omitempty"`
-	Timings    []PhaseTiming     `json:"timings,omitempty"`
+	Node       string        `json:"node,omitempty"`
+	NodeReason string        `json:"nodeReason,omitempty"`
+	Timings    []PhaseTiming `json:"timings,omitempty"`
 	// Notices are what a user should know about this lab, e.g. why
 	// Argo CD's web UI is not served.
 	Notices    []string          `json:"notices,omitempty"`
