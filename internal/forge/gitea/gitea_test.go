@@ -163,7 +163,11 @@ func TestConcurrentMergesAllLand(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	reviewer.mergeWait = 8 * time.Second
+	// Shorter than the eight merges take, so a wait that bounded the whole
+	// merge would fail; long enough for Gitea's one mergeability worker to
+	// re-check the six or seven refused PRs after a round when other test
+	// packages load the host (8 s was not: six merges gave up in one run).
+	reviewer.mergeWait = 15 * time.Second
 	took, errs := mergeConcurrently(t, "concurrent", 8, reviewer)
 	t.Logf("8 concurrent merges took %s (mergeWait %s)", took.Round(time.Millisecond), reviewer.mergeWait)
 	for _, err := range errs {
