@@ -113,9 +113,12 @@ func newBrowser(t testing.TB) context.Context {
 	t.Helper()
 	uiURL(t) // skips (or fails in CI) first when there is no UI
 	exe := chromiumPath(t)
+	profile := browserProfile(t)
 	opts := append(chromedp.DefaultExecAllocatorOptions[:],
 		chromedp.ExecPath(exe),
-		chromedp.UserDataDir(t.TempDir()),
+		chromedp.UserDataDir(profile),
+		chromedp.Flag("disable-breakpad", true),
+		chromedp.Flag("disable-crash-reporter", true),
 		chromedp.WindowSize(1280, 800),
 		chromedp.Flag("ignore-certificate-errors-spki-list", labSPKIs(t)),
 	)
@@ -135,6 +138,32 @@ func newBrowser(t testing.TB) context.Context {
 		}
 	})
 	return ctx
+}
+
+// browserProfile is a fresh profile folder, removed once the browser is
+// gone. Not t.TempDir: Chromium's helper processes may still be writing
+// into it for a moment after the browser exits, and t.TempDir's cleanup
+// fails the test on the first "directory not empty".
+func browserProfile(t testing.TB) string {
+	dir, err := os.MkdirTemp("", "tug-e2e-chromium-*")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		deadline := time.Now().Add(10 * time.Second)
+		for {
+			err := os.RemoveAll(dir)
+			if err == nil {
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Logf("browser profile %s not removed: %v", dir, err)
+				return
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+	})
+	return dir
 }
 
 func screenshotOnFailure(t testing.TB, ctx context.Context) {
