@@ -280,7 +280,7 @@ func unmountUnder(dir string) error {
 			return nil
 		}
 		for _, m := range mounts {
-			_ = syscall.Unmount(m, syscall.MNT_DETACH)
+			detachMount(m)
 		}
 	}
 	left, _ := mountsUnder(dir)
