@@ -101,9 +101,13 @@ type Comment struct {
 // connection and never answers cannot hang tug: they hold when the
 // caller's context has no deadline.
 const (
-	DialTimeout    = 10 * time.Second
-	HeaderTimeout  = 30 * time.Second // a merge takes a forge seconds, not tens of them
-	RequestTimeout = 60 * time.Second // the whole exchange, body included
+	DialTimeout = 10 * time.Second
+	// A busy forge serializes writes to one repository: ten pull requests
+	// opened at once on a loaded 2-core host wait tens of seconds for their
+	// turn (45 s measured for the last of ten), so the bound on an answer is
+	// generous; it is there for a forge that never answers at all.
+	HeaderTimeout  = 2 * time.Minute
+	RequestTimeout = 3 * time.Minute // the whole exchange, body included
 )
 
 // NewHTTPClient is the client every forge implementation talks through:

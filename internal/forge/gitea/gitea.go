@@ -5,9 +5,11 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"math/rand/v2"
+	"net"
 	"net/http"
 	"net/url"
 	"strings"
@@ -162,10 +164,12 @@ func (f *Forge) OpenPullRequest(ctx context.Context, n forge.NewPullRequest) (*f
 		Head: n.Head, Base: n.Base, Title: n.Title, Body: n.Body,
 	})
 	if err != nil {
-		// Another run opened it between our look and our create.
-		if resp != nil && resp.StatusCode == http.StatusConflict {
+		// Another run opened it between our look and our create (409), or
+		// the forge gave no answer in time and may have opened it anyway:
+		// either way an open pull request for this head is ours.
+		if resp != nil && resp.StatusCode == http.StatusConflict || noAnswer(err) {
 			if p, ferr := f.FindOpenPullRequest(ctx, n.Head, n.Base); ferr == nil && p != nil {
-				return p, false, nil
+				return p, !isConflict(resp), nil
 			}
 		}
 		return nil, false, fmt.Errorf("gitea: open pull request %s → %s on %s: %w", n.Head, n.Base, f.repo, err)
@@ -404,4 +408,15 @@ func convertComment(c *sdk.Comment) forge.Comment {
 		out.Author = c.Poster.UserName
 	}
 	return out
+}
+
+func isConflict(resp *sdk.Response) bool {
+	return resp != nil && resp.StatusCode == http.StatusConflict
+}
+
+// noAnswer reports an exchange that ended without an answer, where the
+// forge may still have done what was asked.
+func noAnswer(err error) bool {
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout()
 }

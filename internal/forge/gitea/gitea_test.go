@@ -4,6 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -298,5 +302,45 @@ func TestBadToken(t *testing.T) {
 	}
 	if strings.Contains(err.Error(), "0123456789abcdef0123456789abcdef01234567") {
 		t.Fatal("token printed in the error")
+	}
+}
+
+// A forge that opens the pull request but answers after the client gave
+// up: the open pull request is found and returned, not reported as a
+// failure that would leave it behind unreferenced.
+func TestOpenPullRequestAnsweredTooLateIsFound(t *testing.T) {
+	ctx := context.Background()
+	repo := seed(t, "latecreate")
+	target, err := url.Parse(srv.URL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	proxy := httputil.NewSingleHostReverseProxy(target)
+	release := make(chan struct{})
+	t.Cleanup(func() { close(release) })
+	slow := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodPost && strings.HasSuffix(r.URL.Path, "/pulls") {
+			// Gitea does the work; its answer is held until the test ends.
+			rec := httptest.NewRecorder()
+			proxy.ServeHTTP(rec, r)
+			<-release
+			return
+		}
+		proxy.ServeHTTP(w, r)
+	}))
+	t.Cleanup(slow.Close)
+
+	hc := forge.NewHTTPClient()
+	hc.Transport.(*http.Transport).ResponseHeaderTimeout = 2 * time.Second
+	f, err := newForge(ctx, slow.URL, srv.Token(), repo, hc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, created, err := f.OpenPullRequest(ctx, forge.NewPullRequest{Head: "feature", Base: "main", Title: "late"})
+	if err != nil {
+		t.Fatalf("a pull request the forge opened but answered too late for: %v", err)
+	}
+	if !created || !p.Open || p.Head != "feature" {
+		t.Fatalf("created=%v %+v", created, p)
 	}
 }
