@@ -317,7 +317,6 @@ func TestOpenPullRequestAnsweredTooLateIsFound(t *testing.T) {
 	}
 	proxy := httputil.NewSingleHostReverseProxy(target)
 	release := make(chan struct{})
-	t.Cleanup(func() { close(release) })
 	slow := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.Method == http.MethodPost && strings.HasSuffix(r.URL.Path, "/pulls") {
 			// Gitea does the work; its answer is held until the test ends.
@@ -328,7 +327,10 @@ func TestOpenPullRequestAnsweredTooLateIsFound(t *testing.T) {
 		}
 		proxy.ServeHTTP(w, r)
 	}))
+	// Cleanups run last-in first-out: the held answer is let go before
+	// Close waits for the handlers.
 	t.Cleanup(slow.Close)
+	t.Cleanup(func() { close(release) })
 
 	hc := forge.NewHTTPClient()
 	hc.Transport.(*http.Transport).ResponseHeaderTimeout = 2 * time.Second
