@@ -161,7 +161,7 @@ func renderParamsSafely(s *ApplicationSet, tmpl v1alpha1.ApplicationSetTemplate,
 // with the parameter set as a one-element list generator.
 func renderParams(s *ApplicationSet, tmpl v1alpha1.ApplicationSetTemplate, p map[string]any) (*v1alpha1.Application, error) {
 	if s.Spec.TemplatePatch == nil {
-		app, err := (&utils.Render{}).RenderTemplateParams(template.GetTempApplication(tmpl), s.Spec.SyncPolicy, p, s.Spec.GoTemplate, s.Spec.GoTemplateOptions)
+		app, err := renderTemplate(template.GetTempApplication(tmpl), s.Spec.SyncPolicy, p, s.Spec.GoTemplate, s.Spec.GoTemplateOptions)
 		if err != nil {
 			return nil, err
 		}
