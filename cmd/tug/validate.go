@@ -15,10 +15,11 @@ import (
 
 func newValidateCmd() *cobra.Command {
 	var (
-		format    output.Format
-		strict    bool
-		listRules bool
-		roots     []string
+		format     output.Format
+		strict     bool
+		listRules  bool
+		roots      []string
+		enableHelm bool
 	)
 	cmd := &cobra.Command{
 		Use:   "validate [PATH...]",
@@ -56,6 +57,9 @@ Exit status: 0 clean (info and, without --strict, warnings allowed),
   # The root Application lives outside the repository (applied by Terraform)
   tug validate --root ../platform/argocd-root.yaml .
 
+  # Argo CD's argocd-cm (elsewhere) sets kustomize.buildOptions: --enable-helm
+  tug validate --enable-helm .
+
   # Machine-readable results, or SARIF for GitHub code scanning
   tug validate -o json | jq '.findings[] | select(.severity == "error")'
   tug validate -o sarif > tug.sarif
@@ -75,7 +79,7 @@ Exit status: 0 clean (info and, without --strict, warnings allowed),
 				if err != nil {
 					return usageError{err}
 				}
-				one, err := validate.Run(cmd.Context(), r, validate.Options{Roots: roots})
+				one, err := validate.Run(cmd.Context(), r, validate.Options{Roots: roots, KustomizeBuildOptions: buildOptions(enableHelm)})
 				if err != nil {
 					return usageError{err} // a bad --root, or an internal failure: exit 2
 				}
@@ -103,8 +107,17 @@ Exit status: 0 clean (info and, without --strict, warnings allowed),
 	bindOutputFlag(cmd, &format, output.Text, output.JSON, output.SARIF)
 	cmd.Flags().BoolVar(&strict, "strict", false, "treat warnings as errors")
 	cmd.Flags().BoolVar(&listRules, "list-rules", false, "list every rule ID with its severity and meaning, then exit")
+	cmd.Flags().BoolVar(&enableHelm, "enable-helm", false, "build Kustomize helmCharts, as Argo CD does when argocd-cm's kustomize.buildOptions has --enable-helm (for an argocd-cm kept outside the repository); needs helm on PATH")
 	cmd.Flags().StringArrayVar(&roots, "root", nil, "a YAML file holding a root Application or ApplicationSet applied outside the repository (repeatable)")
 	return cmd
+}
+
+// buildOptions are the kustomize.buildOptions the flags add to argocd-cm's.
+func buildOptions(enableHelm bool) string {
+	if enableHelm {
+		return "--enable-helm"
+	}
+	return ""
 }
 
 func writeValidateResult(cmd *cobra.Command, res *validate.Result, format output.Format) error {

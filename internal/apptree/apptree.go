@@ -35,6 +35,10 @@ type Options struct {
 	Roots []string
 	// Parallel is how many Applications render at once; 0 means GOMAXPROCS.
 	Parallel int
+	// KustomizeBuildOptions are added to argocd-cm's kustomize.buildOptions,
+	// for an Argo CD whose argocd-cm is not in the repository (e.g.
+	// "--enable-helm").
+	KustomizeBuildOptions string
 }
 
 // Source is one rendered source of an Application.

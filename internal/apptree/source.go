@@ -7,6 +7,7 @@ import (
 	"os"
 	"path"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 
@@ -160,7 +161,13 @@ func (b *builder) renderKustomize(app *repo.Application, i int, src v1alpha1.App
 		}
 		return
 	}
-	opts := render.KustomizeOptions{BuildOptions: b.r.ArgoCDConfig["kustomize.buildOptions"]}
+	opts := render.KustomizeOptions{BuildOptions: strings.TrimSpace(b.r.ArgoCDConfig["kustomize.buildOptions"] + " " + b.opts.KustomizeBuildOptions)}
+	if !slices.Contains(strings.Fields(opts.BuildOptions), "--enable-helm") {
+		if files := render.KustomizeHelmCharts(dir); len(files) > 0 {
+			b.helmChartsDisabled(app, files, ps)
+			return
+		}
+	}
 	if k := src.Kustomize; k != nil {
 		e := &render.KustomizeEdit{NamePrefix: k.NamePrefix, NameSuffix: k.NameSuffix, Namespace: k.Namespace,
 			CommonLabels: k.CommonLabels, CommonAnnotations: k.CommonAnnotations, Components: k.Components}
@@ -183,6 +190,23 @@ func (b *builder) renderKustomize(app *repo.Application, i int, src v1alpha1.App
 	sort.SliceStable(out.origins, func(i, j int) bool {
 		return strings.HasPrefix(out.origins[i], out.Dir+"/") && !strings.HasPrefix(out.origins[j], out.Dir+"/")
 	})
+}
+
+// helmChartsDisabled reports a kustomization with helmCharts that Argo CD
+// builds only with --enable-helm: an error when the repository's argocd-cm
+// says how Argo CD builds and lacks it, else info (the setting is unknown).
+func (b *builder) helmChartsDisabled(app *repo.Application, files []string, ps *problems) {
+	for _, f := range files {
+		pos := repo.Position{File: b.r.Rel(f)}
+		if at := b.r.ArgoCDConfigAt; at.File != "" {
+			ps.add("source.helm-charts-disabled", pos, fmt.Sprintf("add --enable-helm to kustomize.buildOptions in %s", at),
+				"Application %s: the kustomization inflates helmCharts, which kustomize builds only with --enable-helm, and argocd-cm (%s) sets kustomize.buildOptions to %q",
+				app.Describe(), at, b.r.ArgoCDConfig["kustomize.buildOptions"])
+			continue
+		}
+		ps.add("source.helm-charts", pos, "run tug validate --enable-helm if your Argo CD's kustomize.buildOptions has --enable-helm (argocd-cm is not in this repository)",
+			"Application %s: the kustomization inflates helmCharts, which kustomize builds only with --enable-helm; not built", app.Describe())
+	}
 }
 
 func toMaps[T any](items []T) []map[string]any {

@@ -14,6 +14,8 @@ import (
 	"sigs.k8s.io/kustomize/api/types"
 	"sigs.k8s.io/kustomize/kyaml/filesys"
 	"sigs.k8s.io/yaml"
+
+	"github.com/tug-gitops/tug/internal/tools"
 )
 
 // KustomizeOptions are what Argo CD passes to `kustomize build`: the
@@ -53,8 +55,12 @@ func KustomizeWith(dir string, opts KustomizeOptions) (*KustomizeBuild, error) {
 	for i := 0; i < len(args); i++ {
 		switch a := args[i]; {
 		case a == "--enable-helm":
+			helm := HelmCommand()
+			if helm == "" {
+				return nil, fmt.Errorf("kustomize build %s with --enable-helm: no helm program on PATH or in the tug cache; install Helm 3 (helmCharts run `helm template`)", dir)
+			}
 			kopts.PluginConfig.HelmConfig.Enabled = true
-			kopts.PluginConfig.HelmConfig.Command = HelmCommand()
+			kopts.PluginConfig.HelmConfig.Command = helm
 		case a == "--load-restrictor" && i+1 < len(args):
 			i++
 			if args[i] == "LoadRestrictionsNone" {
@@ -90,23 +96,23 @@ func KustomizeWith(dir string, opts KustomizeOptions) (*KustomizeBuild, error) {
 }
 
 // HelmCommand is the helm program kustomize's helmCharts inflator runs:
-// helm on PATH, else the one tug's tool builder keeps.
+// helm on PATH, else one tug's tool builder keeps under
+// $XDG_CACHE_HOME/tug/bin (helm or helm-<key>/helm); "" when there is none.
 func HelmCommand() string {
 	if p, err := exec.LookPath("helm"); err == nil {
 		return p
 	}
-	cache := os.Getenv("XDG_CACHE_HOME")
-	if cache == "" {
-		if home, err := os.UserHomeDir(); err == nil {
-			cache = filepath.Join(home, ".cache")
-		}
+	bin := tools.DefaultCacheDir()
+	candidates := []string{filepath.Join(bin, "helm")}
+	if keyed, err := filepath.Glob(filepath.Join(bin, "helm-*", "helm")); err == nil {
+		candidates = append(candidates, keyed...)
 	}
-	if p := filepath.Join(cache, "tug", "bin", "helm"); cache != "" {
-		if _, err := os.Stat(p); err == nil {
+	for _, p := range candidates {
+		if st, err := os.Stat(p); err == nil && st.Mode().IsRegular() && st.Mode()&0o111 != 0 {
 			return p
 		}
 	}
-	return "helm"
+	return ""
 }
 
 // recordingFS is the on-disk file system with the files kustomize reads
@@ -235,6 +241,66 @@ type RemoteRef struct {
 // network (kustomize would run git or helm pull for them).
 func KustomizeRemoteRefs(dir string) []RemoteRef {
 	var out []RemoteRef
+	walkKustomizations(dir, func(kpath string, k *kustomizationRefs) {
+		for _, r := range append(append(k.Resources, k.Bases...), k.Components...) {
+			if IsRemoteKustomizeRef(r) {
+				out = append(out, RemoteRef{Kustomization: kpath, URL: r})
+			}
+		}
+		home := k.HelmGlobals.ChartHome
+		if home == "" {
+			home = "charts"
+		}
+		for _, c := range k.HelmCharts {
+			if c.Repo == "" {
+				continue
+			}
+			vendored := false
+			for _, name := range []string{c.Name, c.Name + "-" + c.Version} {
+				if _, err := os.Stat(filepath.Join(filepath.Dir(kpath), home, name, "Chart.yaml")); err == nil {
+					vendored = true
+				}
+			}
+			if !vendored {
+				out = append(out, RemoteRef{Kustomization: kpath, URL: strings.TrimSuffix(c.Repo, "/") + "/" + c.Name + " " + c.Version})
+			}
+		}
+	})
+	return out
+}
+
+// KustomizeHelmCharts lists the kustomizations (dir's and the local ones it
+// includes) that inflate Helm charts with helmCharts: kustomize builds
+// those only when given --enable-helm.
+func KustomizeHelmCharts(dir string) []string {
+	var out []string
+	walkKustomizations(dir, func(kpath string, k *kustomizationRefs) {
+		if len(k.HelmCharts) > 0 {
+			out = append(out, kpath)
+		}
+	})
+	return out
+}
+
+// kustomizationRefs is what a kustomization names outside itself.
+type kustomizationRefs struct {
+	Resources  []string `json:"resources"`
+	Bases      []string `json:"bases"`
+	Components []string `json:"components"`
+	HelmCharts []struct {
+		Name    string `json:"name"`
+		Repo    string `json:"repo"`
+		Version string `json:"version"`
+	} `json:"helmCharts"`
+	HelmGlobals struct {
+		ChartHome string `json:"chartHome"`
+	} `json:"helmGlobals"`
+}
+
+// walkKustomizations calls fn for the kustomization in dir and for every
+// local kustomization it includes, each once. Unreadable ones are skipped:
+// the build reports them.
+func walkKustomizations(dir string, fn func(kpath string, k *kustomizationRefs)) {
 	seen := map[string]bool{}
 	var walk func(string)
 	walk = func(d string) {
@@ -256,25 +322,13 @@ func KustomizeRemoteRefs(dir string) []RemoteRef {
 		if err != nil {
 			return
 		}
-		var k struct {
-			Resources  []string `json:"resources"`
-			Bases      []string `json:"bases"`
-			Components []string `json:"components"`
-			HelmCharts []struct {
-				Name    string `json:"name"`
-				Repo    string `json:"repo"`
-				Version string `json:"version"`
-			} `json:"helmCharts"`
-			HelmGlobals struct {
-				ChartHome string `json:"chartHome"`
-			} `json:"helmGlobals"`
-		}
+		var k kustomizationRefs
 		if yaml.Unmarshal(data, &k) != nil {
-			return // the build reports it
+			return
 		}
+		fn(kpath, &k)
 		for _, r := range append(append(k.Resources, k.Bases...), k.Components...) {
 			if IsRemoteKustomizeRef(r) {
-				out = append(out, RemoteRef{Kustomization: kpath, URL: r})
 				continue
 			}
 			p := filepath.Join(d, filepath.FromSlash(r))
@@ -282,27 +336,8 @@ func KustomizeRemoteRefs(dir string) []RemoteRef {
 				walk(p)
 			}
 		}
-		home := k.HelmGlobals.ChartHome
-		if home == "" {
-			home = "charts"
-		}
-		for _, c := range k.HelmCharts {
-			if c.Repo == "" {
-				continue
-			}
-			vendored := false
-			for _, name := range []string{c.Name, c.Name + "-" + c.Version} {
-				if _, err := os.Stat(filepath.Join(d, home, name, "Chart.yaml")); err == nil {
-					vendored = true
-				}
-			}
-			if !vendored {
-				out = append(out, RemoteRef{Kustomization: kpath, URL: strings.TrimSuffix(c.Repo, "/") + "/" + c.Name + " " + c.Version})
-			}
-		}
 	}
 	walk(dir)
-	return out
 }
 
 // IsRemoteKustomizeRef reports whether a resources/components entry is a

@@ -159,6 +159,9 @@ type Repo struct {
 	// ArgoCDConfig is the data of the argocd-cm ConfigMaps found in the
 	// repository (kustomize.buildOptions and the like), merged.
 	ArgoCDConfig map[string]string
+	// ArgoCDConfigAt is where the first argocd-cm was found (no file when
+	// the repository holds none, so Argo CD's settings are unknown).
+	ArgoCDConfigAt Position
 	// PatchFiles are root-relative files a kustomization uses as patches:
 	// fragments, never whole objects.
 	PatchFiles map[string]bool
@@ -425,6 +428,9 @@ func (r *Repo) parseDocument(rel string, doc *yaml.Node) {
 	case kind == "Secret" && apiVersion == "v1" && isClusterSecret(top):
 		r.keepObject(&r.ClusterSecrets, pos, doc)
 	case kind == "ConfigMap" && apiVersion == "v1" && scalarField(mappingValue(top, "metadata"), "name") == "argocd-cm":
+		if r.ArgoCDConfigAt.File == "" {
+			r.ArgoCDConfigAt = pos
+		}
 		for k, v := range stringMap(mappingValue(top, "data")) {
 			if v != "" {
 				r.ArgoCDConfig[k] = v

@@ -9,9 +9,14 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
+
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 
 	"github.com/tug-gitops/tug/internal/apptree"
+	"github.com/tug-gitops/tug/internal/render"
 	"github.com/tug-gitops/tug/internal/repo"
+	"github.com/tug-gitops/tug/internal/tools"
 )
 
 // realWorld copies a fixture repository from testdata/real into a temporary
@@ -344,5 +349,102 @@ func writeTestFile(t testing.TB, root, rel, content string) {
 	}
 	if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestKustomizeHelmCharts: a kustomization inflating a chart vendored under
+// its chartHome is built only with --enable-helm, as Argo CD builds it.
+// Without the setting and with no argocd-cm in the repository it is info
+// (not built, how to build it); with --enable-helm its output is checked (a
+// misspelled field in the chart's template is caught, the overlay's patch
+// applies); an argocd-cm in the repository that lacks --enable-helm is an
+// error, and one that has it builds.
+func TestKustomizeHelmCharts(t *testing.T) {
+	ensureHelm(t)
+	argocdCM := func(opts string) func(string) {
+		return func(root string) {
+			writeTestFile(t, root, "argocd/argocd-cm.yaml", "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: argocd-cm, namespace: argocd}\ndata:\n  kustomize.buildOptions: "+opts+"\n")
+		}
+	}
+	misspell := replaceIn(t, "base/charts/web/templates/deployment.yaml", "containerPort: 8080", "containerport: 8080")
+	for _, tc := range []struct {
+		name         string
+		edit         func(string)
+		buildOptions string
+		wantRule     string // a finding that must be there ("" for none)
+		wantErrors   int
+	}{
+		{name: "no argocd-cm, no flag", wantRule: "source.helm-charts"},
+		{name: "--enable-helm", buildOptions: "--enable-helm"},
+		{name: "--enable-helm, chart mistake", edit: misspell, buildOptions: "--enable-helm", wantRule: "manifest.schema", wantErrors: 1},
+		{name: "argocd-cm without --enable-helm", edit: argocdCM("--load-restrictor LoadRestrictionsNone"), wantRule: "source.helm-charts-disabled", wantErrors: 1},
+		{name: "argocd-cm with --enable-helm", edit: argocdCM("--enable-helm")},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			root := realWorld(t, "kustomize-helm-charts", tc.edit)
+			r, err := repo.Load(root)
+			if err != nil {
+				t.Fatal(err)
+			}
+			tree, err := apptree.Build(context.Background(), r, apptree.Options{KustomizeBuildOptions: tc.buildOptions})
+			if err != nil {
+				t.Fatal(err)
+			}
+			res, err := Check(context.Background(), tree, Options{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			found := tc.wantRule == ""
+			for _, f := range res.Findings {
+				t.Logf("%s (hint: %s)", f, f.Hint)
+				found = found || f.Rule == tc.wantRule
+				if f.Rule == "source.helm-charts" && f.Pos.File != "base/kustomization.yaml" {
+					t.Errorf("source.helm-charts at %s, want the kustomization that names helmCharts", f.Pos)
+				}
+			}
+			if !found {
+				t.Errorf("no %s finding", tc.wantRule)
+			}
+			if got := res.Count(Error); got != tc.wantErrors || res.Count(Warning) != res.Count(Error) {
+				t.Errorf("%d errors, %d warnings or worse; want %d errors and no warning", got, res.Count(Warning), tc.wantErrors)
+			}
+			built := tc.wantRule != "source.helm-charts" && tc.wantRule != "source.helm-charts-disabled"
+			replicas := int64(-1)
+			for _, n := range tree.Nodes {
+				for _, o := range n.Objects() {
+					if o.GetKind() == "Deployment" && o.GetName() == "web" {
+						replicas, _, _ = unstructured.NestedInt64(o.Object, "spec", "replicas")
+					}
+				}
+			}
+			if built && replicas != 3 {
+				t.Errorf("the chart's Deployment with the overlay's replicas (3) was not rendered: replicas %d", replicas)
+			}
+			if !built && replicas != -1 {
+				t.Errorf("built without --enable-helm")
+			}
+		})
+	}
+}
+
+// ensureHelm makes the helm program kustomize's helmCharts run available:
+// the one on PATH or in tug's cache, else built from lab/tools into the
+// cache (as the lab builds it).
+func ensureHelm(t *testing.T) {
+	t.Helper()
+	if render.HelmCommand() != "" {
+		return
+	}
+	modules, err := tools.FindModulesDir(".")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+	defer cancel()
+	if _, err := (&tools.Builder{ModulesDir: modules}).Ensure(ctx, tools.Helm); err != nil {
+		t.Fatalf("build helm: %v", err)
+	}
+	if render.HelmCommand() == "" {
+		t.Fatal("helm was built but render.HelmCommand does not find it")
 	}
 }

@@ -26,6 +26,8 @@ type Options struct {
 	Parallel int
 	// Roots are extra files holding root Applications (see apptree.Options).
 	Roots []string
+	// KustomizeBuildOptions are added to argocd-cm's (see apptree.Options).
+	KustomizeBuildOptions string
 }
 
 // Result is the outcome of a run.
@@ -71,7 +73,7 @@ func (v *validator) add(f Finding) {
 // Run validates a loaded repository: it builds the tree of Applications
 // Argo CD would see from the roots (apptree) and checks every one of them.
 func Run(ctx context.Context, r *repo.Repo, opts Options) (*Result, error) {
-	tree, err := apptree.Build(ctx, r, apptree.Options{Roots: opts.Roots, Parallel: opts.Parallel})
+	tree, err := apptree.Build(ctx, r, apptree.Options{Roots: opts.Roots, Parallel: opts.Parallel, KustomizeBuildOptions: opts.KustomizeBuildOptions})
 	if err != nil {
 		return nil, err
 	}
