@@ -20,6 +20,7 @@ func newValidateCmd() *cobra.Command {
 		listRules  bool
 		roots      []string
 		enableHelm bool
+		online     bool
 	)
 	cmd := &cobra.Command{
 		Use:   "validate [PATH...]",
@@ -39,7 +40,9 @@ conflicts between Applications of one tree.
 
 No cluster is used and no network connection is opened: charts from Helm
 repositories, remote kustomize bases and the like are reported as
-source.remote (info). YAML files no Application reads are not errors.
+source.remote (info). With --online, charts from Helm repositories and OCI
+registries are fetched with the Helm SDK into $XDG_CACHE_HOME/tug/charts
+(an exact version is fetched once) and what they render is checked. YAML files no Application reads are not errors.
 
 The repository root is the nearest directory at or above PATH holding tug.yaml
 or .git. Which sources are "this repository": tug.yaml's repoURL, else the
@@ -60,6 +63,9 @@ Exit status: 0 clean (info and, without --strict, warnings allowed),
   # Argo CD's argocd-cm (elsewhere) sets kustomize.buildOptions: --enable-helm
   tug validate --enable-helm .
 
+  # Also fetch and check the charts Applications take from Helm repositories
+  tug validate --online .
+
   # Machine-readable results, or SARIF for GitHub code scanning
   tug validate -o json | jq '.findings[] | select(.severity == "error")'
   tug validate -o sarif > tug.sarif
@@ -79,7 +85,7 @@ Exit status: 0 clean (info and, without --strict, warnings allowed),
 				if err != nil {
 					return usageError{err}
 				}
-				one, err := validate.Run(cmd.Context(), r, validate.Options{Roots: roots, KustomizeBuildOptions: buildOptions(enableHelm)})
+				one, err := validate.Run(cmd.Context(), r, validate.Options{Roots: roots, KustomizeBuildOptions: buildOptions(enableHelm), Online: online})
 				if err != nil {
 					return usageError{err} // a bad --root, or an internal failure: exit 2
 				}
@@ -108,6 +114,7 @@ Exit status: 0 clean (info and, without --strict, warnings allowed),
 	cmd.Flags().BoolVar(&strict, "strict", false, "treat warnings as errors")
 	cmd.Flags().BoolVar(&listRules, "list-rules", false, "list every rule ID with its severity and meaning, then exit")
 	cmd.Flags().BoolVar(&enableHelm, "enable-helm", false, "build Kustomize helmCharts, as Argo CD does when argocd-cm's kustomize.buildOptions has --enable-helm (for an argocd-cm kept outside the repository); needs helm on PATH")
+	cmd.Flags().BoolVar(&online, "online", false, "fetch charts from Helm repositories and OCI registries (Helm SDK, cached in $XDG_CACHE_HOME/tug/charts) and check what they render; without it no network connection is opened")
 	cmd.Flags().StringArrayVar(&roots, "root", nil, "a YAML file holding a root Application or ApplicationSet applied outside the repository (repeatable)")
 	return cmd
 }

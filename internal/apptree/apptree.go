@@ -20,6 +20,7 @@ import (
 	"golang.org/x/sync/errgroup"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 
+	"github.com/tug-gitops/tug/internal/chartfetch"
 	"github.com/tug-gitops/tug/internal/repo"
 )
 
@@ -39,6 +40,12 @@ type Options struct {
 	// for an Argo CD whose argocd-cm is not in the repository (e.g.
 	// "--enable-helm").
 	KustomizeBuildOptions string
+	// Online fetches charts from Helm repositories and OCI registries into
+	// Charts (default: chartfetch.DefaultDir) and renders them; offline,
+	// the default, opens no network connection and reports them as
+	// source.remote.
+	Online bool
+	Charts *chartfetch.Cache
 }
 
 // Source is one rendered source of an Application.
@@ -137,6 +144,9 @@ type builder struct {
 // follows the Argo CD objects in rendered output.
 func Build(ctx context.Context, r *repo.Repo, opts Options) (*Tree, error) {
 	t := &Tree{Repo: r, readFiles: map[string]bool{}}
+	if opts.Online && opts.Charts == nil {
+		opts.Charts = &chartfetch.Cache{Dir: chartfetch.DefaultDir()}
+	}
 	b := &builder{t: t, r: r, opts: opts, declared: map[string]*Node{}, sets: map[string][]*Node{}}
 	explicit := map[*repo.Application]bool{}
 	for _, f := range opts.Roots {

@@ -20,7 +20,7 @@ import (
 )
 
 // OnlineHint ends every source.remote message: what would fetch it.
-const OnlineHint = "not fetched: validation is offline and opens no network connection"
+const OnlineHint = "not fetched: validation is offline and opens no network connection; run with --online to fetch Helm-repository and OCI charts"
 
 // problems collects one node's findings while it renders in parallel.
 type problems []repo.Problem
@@ -87,6 +87,18 @@ func (b *builder) renderSource(ctx context.Context, app *repo.Application, i int
 	sp := sourcePath(app, i)
 	if src.RepoURL == "" {
 		return out // parse.schema reported it
+	}
+	if src.Chart != "" && b.opts.Online {
+		dir, err := b.opts.Charts.Fetch(ctx, src.RepoURL, src.Chart, src.TargetRevision)
+		if err != nil {
+			out.Failed = true
+			ps.add("source.render-failed", app.ValuePos(b.r.Root, sp+".chart", src.Chart), "check the chart's name, version (targetRevision) and repository; tug fetched it with --online",
+				"Application %s: %v", app.Describe(), err)
+			return out
+		}
+		out.Kind = "helm"
+		b.renderHelm(ctx, app, i, src, dir, &out, ps)
+		return out
 	}
 	if src.Chart != "" {
 		ps.add("source.remote", app.ValuePos(b.r.Root, sp+".chart", src.Chart), OnlineHint,
@@ -261,15 +273,24 @@ func (b *builder) renderHelm(ctx context.Context, app *repo.Application, i int, 
 		b.renderFailed(out, app, sp, err, ps)
 		return
 	}
-	for _, vf := range valueFiles {
-		out.origins = append(out.origins, b.r.Rel(vf))
+	// A chart fetched with --online lies outside the repository: findings
+	// on its objects point at the Application, not into tug's cache.
+	inRepo := func(p string) string {
+		if rel := b.r.Rel(p); rel != ".." && !strings.HasPrefix(rel, "../") {
+			return rel
+		}
+		return ""
 	}
-	out.origins = append(out.origins, b.r.Rel(filepath.Join(dir, "values.yaml")))
+	for _, p := range append(valueFiles, filepath.Join(dir, "values.yaml")) {
+		if rel := inRepo(p); rel != "" {
+			out.origins = append(out.origins, rel)
+		}
+	}
 	for _, o := range objs {
 		out.Objects = append(out.Objects, o.Object)
 		t := ""
 		if o.Template != "" {
-			t = b.r.Rel(o.Template)
+			t = inRepo(o.Template)
 		}
 		out.templates = append(out.templates, t)
 	}

@@ -16,6 +16,7 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 
 	"github.com/tug-gitops/tug/internal/apptree"
+	"github.com/tug-gitops/tug/internal/chartfetch"
 	"github.com/tug-gitops/tug/internal/config"
 	"github.com/tug-gitops/tug/internal/repo"
 )
@@ -28,6 +29,10 @@ type Options struct {
 	Roots []string
 	// KustomizeBuildOptions are added to argocd-cm's (see apptree.Options).
 	KustomizeBuildOptions string
+	// Online fetches Helm-repository and OCI charts into Charts and checks
+	// what they render (see apptree.Options); offline is the default.
+	Online bool
+	Charts *chartfetch.Cache
 }
 
 // Result is the outcome of a run.
@@ -73,7 +78,8 @@ func (v *validator) add(f Finding) {
 // Run validates a loaded repository: it builds the tree of Applications
 // Argo CD would see from the roots (apptree) and checks every one of them.
 func Run(ctx context.Context, r *repo.Repo, opts Options) (*Result, error) {
-	tree, err := apptree.Build(ctx, r, apptree.Options{Roots: opts.Roots, Parallel: opts.Parallel, KustomizeBuildOptions: opts.KustomizeBuildOptions})
+	tree, err := apptree.Build(ctx, r, apptree.Options{Roots: opts.Roots, Parallel: opts.Parallel, KustomizeBuildOptions: opts.KustomizeBuildOptions,
+		Online: opts.Online, Charts: opts.Charts})
 	if err != nil {
 		return nil, err
 	}
