@@ -166,7 +166,9 @@ func (b *builder) renderFailed(out *Source, app *repo.Application, sp string, er
 
 func (b *builder) renderKustomize(app *repo.Application, i int, src v1alpha1.ApplicationSource, dir string, out *Source, ps *problems) {
 	sp := sourcePath(app, i)
-	if refs := render.KustomizeRemoteRefs(dir); len(refs) > 0 {
+	// Online, kustomize's own loader fetches remote bases and components
+	// (git clones into a temporary directory, as Argo CD's kustomize does).
+	if refs := render.KustomizeRemoteRefs(dir); len(refs) > 0 && !b.opts.Online {
 		for _, ref := range refs {
 			ps.add("source.remote", repo.Position{File: b.r.Rel(ref.Kustomization)}, OnlineHint,
 				"Application %s: the kustomization needs %s from the network; the build is not checked offline", app.Describe(), ref.URL)
@@ -196,7 +198,11 @@ func (b *builder) renderKustomize(app *repo.Application, i int, src v1alpha1.App
 		return
 	}
 	out.Objects = build.Objects
-	out.Files = b.rels(build.Files)
+	for _, f := range b.rels(build.Files) {
+		if f != ".." && !strings.HasPrefix(f, "../") {
+			out.Files = append(out.Files, f) // not a remote base's clone
+		}
+	}
 	// Values in children come from the overlay before the base.
 	out.origins = append([]string(nil), out.Files...)
 	sort.SliceStable(out.origins, func(i, j int) bool {
