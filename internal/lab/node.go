@@ -24,21 +24,29 @@ import (
 const (
 	NodeReal = "real" // kubelet, containerd, runc: the product's pods really run
 	NodeFake = "fake" // kwok: pods are marked Running and Ready, nothing runs
+	NodeAuto = "auto" // real where the host allows it, else fake (the default)
 )
 
-// ChooseNode resolves the --node flag: "real" only where the host allows
-// it, else "fake" with the reason.
+// ChooseNode resolves the --node flag. "auto" is a real node where the
+// host allows one (Linux, root, the runtime's packages) and a fake one,
+// with the reason, elsewhere. "real" asked for on a host that cannot run
+// one is an error that says what is missing.
 func ChooseNode(want string) (kind, reason string, err error) {
 	switch want {
 	case NodeFake:
 		return NodeFake, "asked for (--node fake)", nil
 	case NodeReal:
 		if err := node.Check(); err != nil {
+			return "", "", fmt.Errorf("--node real: %w", err)
+		}
+		return NodeReal, "", nil
+	case NodeAuto, "":
+		if err := node.Check(); err != nil {
 			return NodeFake, err.Error(), nil
 		}
 		return NodeReal, "", nil
 	}
-	return "", "", fmt.Errorf("--node %s: use real or fake", want)
+	return "", "", fmt.Errorf("--node %s: use auto, real or fake", want)
 }
 
 // realNode is the lab's side of a real node: the prepared node, and a
