@@ -46,7 +46,7 @@ func e2eNode() string {
 
 // hostBefore snapshots what a real node may change, when it will run one.
 func hostBefore(ctx context.Context) (*node.HostSnapshot, error) {
-	if e2eNode() == lab.NodeFake || node.Check() != nil {
+	if e2eNode() == lab.NodeFake || node.Check() != nil || node.HostTaken() {
 		return nil, nil
 	}
 	s, err := node.Snapshot(ctx)

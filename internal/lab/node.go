@@ -44,6 +44,9 @@ func ChooseNode(want string) (kind, reason string, err error) {
 		if err := node.Check(); err != nil {
 			return NodeFake, err.Error(), nil
 		}
+		if node.HostTaken() {
+			return NodeFake, node.ErrHostTaken.Error(), nil
+		}
 		return NodeReal, "", nil
 	}
 	return "", "", fmt.Errorf("--node %s: use auto, real or fake", want)

@@ -54,10 +54,13 @@ func TestChooseNode(t *testing.T) {
 		t.Errorf("fake: %s %q %v", k, reason, err)
 	}
 	hostErr := node.Check()
+	if hostErr == nil && node.HostTaken() {
+		hostErr = node.ErrHostTaken
+	}
 	if k, reason, err := ChooseNode(NodeAuto); err != nil || (k == NodeFake) != (hostErr != nil) || (k == NodeFake && reason != hostErr.Error()) {
 		t.Errorf("auto on a host where node.Check says %v: %s %q %v", hostErr, k, reason, err)
 	}
-	if k, _, err := ChooseNode(NodeReal); (err != nil) != (hostErr != nil) || (err == nil && k != NodeReal) {
+	if k, _, err := ChooseNode(NodeReal); (err != nil) != (node.Check() != nil) || (err == nil && k != NodeReal) {
 		t.Errorf("real on a host where node.Check says %v: %s %v", hostErr, k, err)
 	}
 	if _, _, err := ChooseNode("virtual"); err == nil {
