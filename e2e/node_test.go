@@ -145,8 +145,13 @@ func TestRealNodePromotionChangesWhatProdRuns(t *testing.T) {
 	run := mustPromote(t, "backend", "--from", "dev", "--to", "prod")
 	merged := approveAndMerge(t, run.res.PR.Number)
 	mergedAt := time.Now()
-	expectShop(t, 3*time.Minute, "shop-prod", fe, devTag)
-	t.Logf("merge %s → the prod page shows backend %s after %s", merged.MergeCommit[:12], devTag, time.Since(mergedAt).Round(10*time.Millisecond))
+	// As a user does after a merge (promote --merge --wait does the same):
+	// tug wait asks Argo CD to refresh instead of waiting for its poll, and
+	// returns once the rollout is Healthy at the merge.
+	mustTugWait(t, 3*time.Minute, merged.MergeCommit, "backend-prod")
+	waited := time.Since(mergedAt)
+	expectShop(t, time.Minute, "shop-prod", fe, devTag)
+	t.Logf("merge %s → tug wait returned after %s; the prod page shows backend %s after %s", merged.MergeCommit[:12], waited.Round(10*time.Millisecond), devTag, time.Since(mergedAt).Round(10*time.Millisecond))
 }
 
 func TestRealNodeKubectlLogsAreJSON(t *testing.T) {
@@ -407,4 +412,37 @@ func TestRealNodeBrokenImageFailsWait(t *testing.T) {
 		t.Errorf("no container of the broken image is waiting with a reason; pods: %s", mustJSON(pods.Items))
 	}
 	t.Logf("the kubelet says: %s", strings.Join(reasons, "; "))
+}
+
+// A frontend Service deleted and recreated by Argo CD's self-heal gets a
+// new ClusterIP; the lab's URL for the shop keeps answering.
+func TestRealNodeShopURLFollowsARecreatedService(t *testing.T) {
+	needRealNode(t)
+	ctx := context.Background()
+	cs := clientset(t)
+	svcs, err := cs.CoreV1().Services("shop-dev").List(ctx, metav1.ListOptions{LabelSelector: "app.kubernetes.io/name=frontend"})
+	if err != nil || len(svcs.Items) != 1 {
+		t.Fatalf("the frontend Service of shop-dev: %v %v", err, svcs)
+	}
+	old := svcs.Items[0]
+	if err := cs.CoreV1().Services("shop-dev").Delete(ctx, old.Name, metav1.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	var seen string
+	eventually(t, 2*time.Minute, "Argo CD recreates Service "+old.Name+" with a new address", func(ctx context.Context) error {
+		s, err := cs.CoreV1().Services("shop-dev").Get(ctx, old.Name, metav1.GetOptions{})
+		if err != nil {
+			return err
+		}
+		seen = s.Spec.ClusterIP
+		if s.UID == old.UID || s.Spec.ClusterIP == old.Spec.ClusterIP {
+			return fmt.Errorf("still the old Service (%s)", s.Spec.ClusterIP)
+		}
+		return nil
+	}, func() string { return "ClusterIP " + seen })
+	t.Logf("Service %s: %s → %s", old.Name, old.Spec.ClusterIP, seen)
+	eventually(t, time.Minute, "the shop-dev URL answers through the new Service", func(ctx context.Context) error {
+		_, _, _, err := shopPage(ctx, "shop-dev")
+		return err
+	}, func() string { return "" })
 }

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
 
 	"github.com/tug-gitops/tug/internal/node"
 	"github.com/tug-gitops/tug/internal/tools"
@@ -165,8 +166,7 @@ func (l *Lab) serveFrontends(ctx context.Context) error {
 		if err != nil {
 			return fmt.Errorf("frontend of %s: %w", s.Namespace, err)
 		}
-		target := &url.URL{Scheme: "http", Host: net.JoinHostPort(s.Spec.ClusterIP, strconv.Itoa(int(s.Spec.Ports[0].Port)))}
-		srv := &http.Server{Handler: httputil.NewSingleHostReverseProxy(target), ReadHeaderTimeout: 10 * time.Second}
+		srv := &http.Server{Handler: frontendProxy(cs, s.Namespace, s.Name), ReadHeaderTimeout: 10 * time.Second}
 		go func() { _ = srv.Serve(ln) }()
 		l.closers = append(l.closers, func(context.Context) { srv.Close() })
 		l.mu.Lock()
@@ -176,6 +176,21 @@ func (l *Lab) serveFrontends(ctx context.Context) error {
 	_ = l.ports.save(l.layout.Ports())
 	l.writeStatus()
 	return nil
+}
+
+// frontendProxy forwards to the Service's address as it is at each
+// request: Argo CD recreates a Service whose Application was deleted and
+// synced again, and the new one has another ClusterIP.
+func frontendProxy(cs kubernetes.Interface, namespace, name string) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		s, err := cs.CoreV1().Services(namespace).Get(r.Context(), name, metav1.GetOptions{})
+		if err != nil || s.Spec.ClusterIP == "" || s.Spec.ClusterIP == "None" || len(s.Spec.Ports) == 0 {
+			http.Error(w, fmt.Sprintf("the frontend Service %s/%s has no address now (%v): is its Application synced?", namespace, name, err), http.StatusBadGateway)
+			return
+		}
+		target := &url.URL{Scheme: "http", Host: net.JoinHostPort(s.Spec.ClusterIP, strconv.Itoa(int(s.Spec.Ports[0].Port)))}
+		httputil.NewSingleHostReverseProxy(target).ServeHTTP(w, r)
+	})
 }
 
 // undoNode reverts a real node's host changes after its supervisor is
