@@ -82,9 +82,8 @@ type Lab struct {
 	background sync.WaitGroup
 	lock       *supervisor.Lock
 	closers    []func(context.Context) // in-process services (embedded Redis) and Gitea
-	forge      *giteaserver.Server
-	node       *realNode // nil with a fake node
-	forgeProc  supervisor.Proc
+	forge      *giteaserver.Server     // runs under sup, as "gitea"
+	node       *realNode               // nil with a fake node
 	// rolesReady returns once the API server's default RBAC roles exist,
 	// which components acting as themselves need (see apiServesAdmin).
 	// It waits once, for every caller, and not at all on a restart.
@@ -407,7 +406,6 @@ func (l *Lab) snapshot() Status {
 	for k, v := range l.comps {
 		comps[k] = v
 	}
-	forge, forgeProc := l.forge, l.forgeProc
 	l.mu.Unlock()
 	s.Components = nil
 	for _, ps := range l.sup.Status() {
@@ -415,14 +413,6 @@ func (l *Lab) snapshot() Status {
 		cs := ComponentStatus{Name: ps.Name, PID: ps.PID, StartTime: ps.Start, State: string(ps.State), Ports: c.Ports, Restarts: ps.Restarts, Error: ps.Error, Log: ps.Log}
 		cs.Healthy = ps.State == supervisor.StateRunning && cs.Error == ""
 		s.Components = append(s.Components, cs)
-	}
-	if forge != nil {
-		gs := ComponentStatus{Name: "gitea", PID: forgeProc.PID, StartTime: forgeProc.Start, State: string(supervisor.StateRunning), Ports: map[string]int{"http": l.ports.lookup("gitea")}, Log: l.layout.Log("gitea")}
-		gs.Healthy = forgeProc.Alive()
-		if !gs.Healthy {
-			gs.State = string(supervisor.StateExited)
-		}
-		s.Components = append(s.Components, gs)
 	}
 	s.sortComponents()
 	return s
