@@ -482,14 +482,16 @@ func mib(b int64) string {
 	return fmt.Sprintf("%.0f MiB", float64(b)/(1<<20))
 }
 
+// printTimings lists lab up's steps as each was done (they run side by
+// side where they can), with how long each ran.
 func printTimings(w io.Writer, st *lab.Status) {
 	var parts []string
 	total := 0.0
 	for _, t := range st.Timings {
 		parts = append(parts, fmt.Sprintf("%s %.1fs", t.Phase, t.Seconds))
-		total += t.Seconds
+		total = max(total, t.At)
 	}
-	fmt.Fprintf(w, "Phases: %s (total %.1fs)\n", strings.Join(parts, ", "), total)
+	fmt.Fprintf(w, "Steps (as done): %s; ready after %.1fs\n", strings.Join(parts, ", "), total)
 }
 
 func portsText(p map[string]int) string {
