@@ -24,7 +24,7 @@ func TestControlPlaneLeavesRealNodesAlone(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	l := &Lab{dir: dir, pki: p, ports: ports, opts: Options{Name: "t"}}
+	l := &Lab{dir: dir, layout: Layout{Dir: dir}, pki: p, ports: ports, opts: Options{Name: "t"}}
 	cps, err := l.controlPlaneComponents(map[tools.Tool]string{})
 	if err != nil {
 		t.Fatal(err)
