@@ -72,11 +72,15 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 	}
 	defer os.RemoveAll(tmp)
 
+	blobs, err := g.blobStore(ctx)
+	if err != nil {
+		return nil, err
+	}
 	var base, head *Snapshot
 	eg, ectx := errgroup.WithContext(ctx)
 	eg.Go(func() error {
 		var err error
-		base, err = snapshotAt(ectx, g, res.Base.Commit, tmp+"/base", o.Parallel)
+		base, err = snapshotAt(ectx, g, blobs, res.Base.Commit, tmp+"/base", o.Parallel)
 		return err
 	})
 	eg.Go(func() error {
@@ -84,11 +88,15 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 		if res.Head.Commit == "" {
 			head, err = Render(ectx, top, o.Parallel)
 		} else {
-			head, err = snapshotAt(ectx, g, res.Head.Commit, tmp+"/head", o.Parallel)
+			head, err = snapshotAt(ectx, g, blobs, res.Head.Commit, tmp+"/head", o.Parallel)
 		}
 		return err
 	})
-	if err := eg.Wait(); err != nil {
+	err = eg.Wait()
+	if cerr := blobs.close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
 		return nil, err
 	}
 	log.Debug("rendered", "base", len(base.Apps), "head", len(head.Apps), "changedFiles", len(changed))
@@ -102,11 +110,13 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 
 // snapshotAt renders commit from git objects written into dir in two
 // steps: first the files the repository loader reads (YAML and JSON, not
-// under testdata/ or dot folders, as repo.Load skips them), then every file
-// under the Applications' source folders and kustomization folders (chart
+// under testdata/ or dot folders, as repo.Load skips them), as the loader
+// needs them (documents it would drop left blank, see loaderView); then,
+// once it has loaded them, those files as they are and every file under
+// the Applications' source folders and kustomization folders (chart
 // templates, helpers, generator inputs). The rest of the tree (code, docs)
 // is never written.
-func snapshotAt(ctx context.Context, g gitRepo, commit, dir string, parallel int) (*Snapshot, error) {
+func snapshotAt(ctx context.Context, g gitRepo, blobs *blobStore, commit, dir string, parallel int) (*Snapshot, error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, err
 	}
@@ -122,12 +132,27 @@ func snapshotAt(ctx context.Context, g gitRepo, commit, dir string, parallel int
 			rest = append(rest, f)
 		}
 	}
-	if err := g.writeBlobs(ctx, manifests, dir); err != nil {
+	full := map[treeEntry][]byte{} // files written as the loader's view
+	err = blobs.read(manifests, func(f treeEntry, data []byte) error {
+		view, changed := loaderView(f.path, data)
+		if changed {
+			full[f] = data
+		}
+		return writeTo(dir, f, view)
+	})
+	if err != nil {
 		return nil, err
 	}
 	r, err := repo.Load(dir)
 	if err != nil {
 		return nil, err
+	}
+	// A kustomization may name any file as a resource: every file goes
+	// back to what the commit holds before anything renders.
+	for f, data := range full {
+		if err := writeTo(dir, f, data); err != nil {
+			return nil, err
+		}
 	}
 	dirs := sourceDirs(r, manifests)
 	var needed []treeEntry
@@ -136,7 +161,7 @@ func snapshotAt(ctx context.Context, g gitRepo, commit, dir string, parallel int
 			needed = append(needed, f)
 		}
 	}
-	if err := g.writeBlobs(ctx, needed, dir); err != nil {
+	if err := blobs.read(needed, func(f treeEntry, data []byte) error { return writeTo(dir, f, data) }); err != nil {
 		return nil, err
 	}
 	return renderRepo(ctx, r, parallel)
