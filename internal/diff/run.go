@@ -7,9 +7,11 @@ import (
 	"path"
 	"path/filepath"
 	"strings"
+	"sync"
 
 	"golang.org/x/sync/errgroup"
 
+	"github.com/tug-gitops/tug/internal/apptree"
 	"github.com/tug-gitops/tug/internal/repo"
 )
 
@@ -72,6 +74,12 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 	}
 	defer os.RemoveAll(tmp)
 
+	// A revision written to a folder has no remote: a repository whose
+	// tug.yaml names no repoURL is known by its origin, as in the checkout.
+	origin := sync.OnceValue(func() string {
+		u, _ := g.run(ctx, "config", "--get", "remote.origin.url")
+		return strings.TrimSpace(u)
+	})
 	blobs, err := g.blobStore(ctx)
 	if err != nil {
 		return nil, err
@@ -80,7 +88,7 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 	eg, ectx := errgroup.WithContext(ctx)
 	eg.Go(func() error {
 		var err error
-		base, err = snapshotAt(ectx, g, blobs, res.Base.Commit, tmp+"/base", o.Parallel)
+		base, err = snapshotAt(ectx, g, blobs, origin, res.Base.Commit, tmp+"/base", o.Parallel)
 		return err
 	})
 	eg.Go(func() error {
@@ -88,7 +96,7 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 		if res.Head.Commit == "" {
 			head, err = Render(ectx, top, o.Parallel)
 		} else {
-			head, err = snapshotAt(ectx, g, blobs, res.Head.Commit, tmp+"/head", o.Parallel)
+			head, err = snapshotAt(ectx, g, blobs, origin, res.Head.Commit, tmp+"/head", o.Parallel)
 		}
 		return err
 	})
@@ -116,7 +124,7 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 // the Applications' source folders and kustomization folders (chart
 // templates, helpers, generator inputs). The rest of the tree (code, docs)
 // is never written.
-func snapshotAt(ctx context.Context, g gitRepo, blobs *blobStore, commit, dir string, parallel int) (*Snapshot, error) {
+func snapshotAt(ctx context.Context, g gitRepo, blobs *blobStore, origin func() string, commit, dir string, parallel int) (*Snapshot, error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, err
 	}
@@ -146,6 +154,11 @@ func snapshotAt(ctx context.Context, g gitRepo, blobs *blobStore, commit, dir st
 	r, err := repo.Load(dir)
 	if err != nil {
 		return nil, err
+	}
+	if r.URL == "" {
+		if r.URL = origin(); r.URL != "" {
+			r.URLSource = "origin remote"
+		}
 	}
 	// A kustomization may name any file as a resource: every file goes
 	// back to what the commit holds before anything renders.
@@ -191,7 +204,7 @@ func sourceDirs(r *repo.Repo, manifests []treeEntry) []string {
 	var dirs []string
 	for _, a := range r.Applications {
 		for _, src := range a.Spec.GetSources() {
-			if isLocal(r, src) && src.Path != "" {
+			if apptree.IsLocal(r, src) && src.Path != "" {
 				dirs = append(dirs, path.Clean(strings.TrimPrefix(filepath.ToSlash(src.Path), "/")))
 			}
 		}
