@@ -29,6 +29,9 @@ type Options struct {
 	// means GOMAXPROCS.
 	Parallel int
 	Logger   *slog.Logger
+	// renderBoth renders every Application at both revisions, none taken
+	// over from the base (tests compare the two ways).
+	renderBoth bool
 }
 
 // Run renders every Application at both revisions and compares them.
@@ -84,19 +87,22 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
-	var base, head *Snapshot
+	// Both revisions are written and loaded at once; the head renders
+	// after the base so that it can take over the base's render of every
+	// Application nothing it reads has changed for.
+	var baseRepo, headRepo *repo.Repo
 	eg, ectx := errgroup.WithContext(ctx)
 	eg.Go(func() error {
 		var err error
-		base, err = snapshotAt(ectx, g, blobs, origin, res.Base.Commit, tmp+"/base", o.Parallel)
+		baseRepo, err = loadAt(ectx, g, blobs, origin, res.Base.Commit, tmp+"/base")
 		return err
 	})
 	eg.Go(func() error {
 		var err error
 		if res.Head.Commit == "" {
-			head, err = Render(ectx, top, o.Parallel)
+			headRepo, err = repo.Load(top)
 		} else {
-			head, err = snapshotAt(ectx, g, blobs, origin, res.Head.Commit, tmp+"/head", o.Parallel)
+			headRepo, err = loadAt(ectx, g, blobs, origin, res.Head.Commit, tmp+"/head")
 		}
 		return err
 	})
@@ -107,7 +113,19 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
-	log.Debug("rendered", "base", len(base.Apps), "head", len(head.Apps), "changedFiles", len(changed))
+	base, err := renderRepo(ctx, baseRepo, o.Parallel, nil)
+	if err != nil {
+		return nil, err
+	}
+	var same *reuse
+	if res.Head.Commit != "" && !o.renderBoth { // the working tree may hold ignored files git does not list as changed
+		same = &reuse{base: base, changed: changed}
+	}
+	head, err := renderRepo(ctx, headRepo, o.Parallel, same)
+	if err != nil {
+		return nil, err
+	}
+	log.Debug("rendered", "base", len(base.Apps), "head", len(head.Apps), "reused", head.reused, "changedFiles", len(changed))
 	cmp, err := Compare(base, head, changed)
 	if err != nil {
 		return nil, err
@@ -116,7 +134,7 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 	return cmp, nil
 }
 
-// snapshotAt renders commit from git objects written into dir in two
+// loadAt loads commit from git objects written into dir in two
 // steps: first the files the repository loader reads (YAML and JSON, not
 // under testdata/ or dot folders, as repo.Load skips them), as the loader
 // needs them (documents it would drop left blank, see loaderView); then,
@@ -124,7 +142,7 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 // the Applications' source folders and kustomization folders (chart
 // templates, helpers, generator inputs). The rest of the tree (code, docs)
 // is never written.
-func snapshotAt(ctx context.Context, g gitRepo, blobs *blobStore, origin func() string, commit, dir string, parallel int) (*Snapshot, error) {
+func loadAt(ctx context.Context, g gitRepo, blobs *blobStore, origin func() string, commit, dir string) (*repo.Repo, error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, err
 	}
@@ -177,7 +195,7 @@ func snapshotAt(ctx context.Context, g gitRepo, blobs *blobStore, origin func() 
 	if err := blobs.read(needed, func(f treeEntry, data []byte) error { return writeTo(dir, f, data) }); err != nil {
 		return nil, err
 	}
-	return renderRepo(ctx, r, parallel)
+	return r, nil
 }
 
 // loaderReads mirrors what repo.Load reads: .yaml/.yml files outside

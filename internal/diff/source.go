@@ -3,6 +3,7 @@ package diff
 import (
 	"context"
 	"errors"
+	"path/filepath"
 	"strings"
 
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
@@ -22,6 +23,8 @@ type sourceRender struct {
 	dirs, helmDirs, files []string
 	// notes say what was not rendered (external sources) and why.
 	notes []string
+	// reusable: what the render read is all in dirs, helmDirs and files.
+	reusable bool
 }
 
 // renderApp renders every source of app the way tug validate does
@@ -49,6 +52,7 @@ func renderApp(ctx context.Context, r *repo.Repo, app *repo.Application) (*sourc
 	if len(failures) > 0 {
 		return nil, errors.New(strings.Join(failures, "; "))
 	}
+	out.reusable = len(sources) == 1 && (sources[0].Kind == "directory" || sources[0].Kind == "helm" && localValueFiles(app))
 	for _, s := range sources {
 		switch s.Kind {
 		case "helm":
@@ -63,4 +67,19 @@ func renderApp(ctx context.Context, r *repo.Repo, app *repo.Application) (*sourc
 		out.objects = append(out.objects, s.Objects...)
 	}
 	return out, nil
+}
+
+// localValueFiles: every value file lies inside the chart (no $ref, no
+// "..", no URL), so a changed value file is a changed file under the chart.
+func localValueFiles(app *repo.Application) bool {
+	h := app.Spec.GetSource().Helm
+	if h == nil {
+		return true
+	}
+	for _, vf := range h.ValueFiles {
+		if !filepath.IsLocal(filepath.FromSlash(vf)) || strings.HasPrefix(vf, "$") || strings.Contains(vf, "://") {
+			return false
+		}
+	}
+	return true
 }
