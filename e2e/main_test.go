@@ -85,7 +85,8 @@ func runWithLab(m *testing.M) (int, error) {
 		return 1, fmt.Errorf("build tug: %v\n%s", err, out)
 	}
 
-	// TUG_E2E_NODE=real runs the suite on a real node (kubelet, containerd):
+	// The suite runs on a real node (kubelet, containerd) where the host
+	// allows one (TUG_E2E_NODE=fake or real chooses):
 	// the host is compared before and after (see node_test.go).
 	before, err := hostBefore(ctx)
 	if err != nil {

@@ -52,7 +52,7 @@ type Options struct {
 	// Log receives progress.
 	Log *slog.Logger
 	// Node is the kind of node: NodeReal (a kubelet running the pods in
-	// containers) or NodeFake (kwok; the default). See ChooseNode.
+	// containers) or NodeFake (kwok). See ChooseNode.
 	Node string
 	// NodeReason says why the node is fake, for up and status.
 	NodeReason string
