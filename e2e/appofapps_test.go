@@ -158,8 +158,13 @@ func TestAppOfAppsDegradedChildDegradesRoot(t *testing.T) {
 }
 
 // childApplication is an Application file like infra/gitops/apps/*.yaml:
-// project shop, dev namespace, automated prune+selfHeal, cascade delete.
-func childApplication(t *testing.T, name, path string) []byte {
+// project shop, dev namespace, automated prune+selfHeal, cascade delete,
+// and the given syncPolicy lines after automated (none, or a retry block).
+func childApplication(t testing.TB, name, path string, policy ...string) []byte {
+	var extra string
+	for _, line := range policy {
+		extra += "    " + line + "\n"
+	}
 	return []byte(fmt.Sprintf(`# Added by tug's end-to-end tests on the lab's forge only.
 apiVersion: argoproj.io/v1alpha1
 kind: Application
@@ -181,7 +186,7 @@ spec:
     automated:
       prune: true
       selfHeal: true
-`, name, forgeRepoURL(t), path))
+%s`, name, forgeRepoURL(t), path, extra))
 }
 
 func configMapFixture(name string) string {

@@ -1,6 +1,6 @@
 package e2e
 
-// Speed figures for issue 6, measured on the lab:
+// Speed figures for promotion (open, merge, roll out), measured on the lab:
 //
 //	go test -run '^$' -bench Promote -benchtime 1x ./e2e
 //

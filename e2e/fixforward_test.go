@@ -39,35 +39,14 @@ func ffBroken(app string) string    { return ffDir(app) + "/clusterrole.yaml" }
 // ffApplication is a child of root like infra/gitops/apps/*.yaml, with the
 // same retry (limit 8, 1 s doubling up to 3 min) and refresh on or off.
 func ffApplication(t testing.TB, name string, refresh bool) string {
-	return fmt.Sprintf(`---
-apiVersion: argoproj.io/v1alpha1
-kind: Application
-metadata:
-  name: %s
-  namespace: argocd
-  finalizers:
-    - resources-finalizer.argocd.argoproj.io
-spec:
-  project: shop
-  source:
-    repoURL: %s
-    targetRevision: main
-    path: %s
-  destination:
-    server: https://kubernetes.default.svc
-    namespace: shop-dev
-  syncPolicy:
-    automated:
-      prune: true
-      selfHeal: true
-    retry:
-      limit: 8
-      refresh: %v
-      backoff:
-        duration: 1s
-        factor: 2
-        maxDuration: 3m
-`, name, forgeRepoURL(t), ffDir(name), refresh)
+	return "---\n" + string(childApplication(t, name, ffDir(name),
+		"retry:",
+		"  limit: 8",
+		fmt.Sprintf("  refresh: %v", refresh),
+		"  backoff:",
+		"    duration: 1s",
+		"    factor: 2",
+		"    maxDuration: 3m"))
 }
 
 func ffConfigMapYAML(name, version string) []byte {

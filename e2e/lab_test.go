@@ -68,8 +68,15 @@ func kubectl(t *testing.T, args ...string) string {
 }
 
 func TestLabKubectlDeploymentBecomesAvailable(t *testing.T) {
+	// An image the lab's node has (a real node pulls nothing from off the
+	// machine; kwok's fake one runs nothing at all).
+	values, err := os.ReadFile(filepath.Join(env.repo, backendDevValues))
+	if err != nil {
+		t.Fatal(err)
+	}
+	img := "ghcr.io/tug-gitops/backend:" + tagOf(t, backendDevValues, values)
 	kubectl(t, "create", "namespace", "e2e-kubectl")
-	kubectl(t, "-n", "e2e-kubectl", "create", "deployment", "web", "--image=registry.example/web:1", "--replicas=2")
+	kubectl(t, "-n", "e2e-kubectl", "create", "deployment", "web", "--image="+img, "--replicas=2")
 	cs := clientset(t)
 	eventually(t, 60*time.Second, "Deployment web Available", func(ctx context.Context) error {
 		d, err := cs.AppsV1().Deployments("e2e-kubectl").Get(ctx, "web", metav1.GetOptions{})

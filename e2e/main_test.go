@@ -1,6 +1,7 @@
 // Package e2e runs tug's end-to-end tests against one real lab per test
 // binary: a kube-apiserver, Argo CD and Gitea started by `tug lab up` as
-// local processes. Every seed acceptance criterion is a test here.
+// local processes. Each behaviour the README promises of the lab, promotion,
+// bootstrap, drift repair and the forge is a test here.
 //
 // The lab is started once in TestMain (the first run builds Kubernetes,
 // Argo CD and Gitea from their Go modules; later runs reuse the cache) and
@@ -85,7 +86,8 @@ func runWithLab(m *testing.M) (int, error) {
 		return 1, fmt.Errorf("build tug: %v\n%s", err, out)
 	}
 
-	// TUG_E2E_NODE=real runs the suite on a real node (kubelet, containerd):
+	// The suite runs on a real node (kubelet, containerd) where the host
+	// allows one (TUG_E2E_NODE=fake or real chooses):
 	// the host is compared before and after (see node_test.go).
 	before, err := hostBefore(ctx)
 	if err != nil {

@@ -4,7 +4,8 @@ package e2e
 // containers, the frontends answer on the host, promotion changes what
 // really runs, the kubelet restarts a killed container, pods cannot send
 // anything off the host, and `tug lab down` leaves the host as it found it.
-// On a fake node (the default) these tests skip and say why.
+// On a fake node (TUG_E2E_NODE=fake, or a host that cannot run a real one)
+// these tests skip and say why.
 
 import (
 	"context"
@@ -34,17 +35,18 @@ import (
 	"github.com/tug-gitops/tug/internal/node"
 )
 
-// e2eNode is the node kind the suite's lab runs: TUG_E2E_NODE, default fake.
+// e2eNode is the node kind the suite's lab runs: TUG_E2E_NODE, else what
+// `tug lab up` chooses (real where the host allows it).
 func e2eNode() string {
 	if k := os.Getenv("TUG_E2E_NODE"); k != "" {
 		return k
 	}
-	return lab.NodeFake
+	return lab.NodeAuto
 }
 
 // hostBefore snapshots what a real node may change, when it will run one.
 func hostBefore(ctx context.Context) (*node.HostSnapshot, error) {
-	if e2eNode() != lab.NodeReal || node.Check() != nil {
+	if e2eNode() == lab.NodeFake || node.Check() != nil || node.HostTaken() {
 		return nil, nil
 	}
 	s, err := node.Snapshot(ctx)
@@ -70,7 +72,7 @@ func hostAfter(ctx context.Context, before *node.HostSnapshot) error {
 func needRealNode(t *testing.T) {
 	t.Helper()
 	if env.status.Node != lab.NodeReal {
-		t.Skipf("the lab runs a fake node (%s); TUG_E2E_NODE=real runs these tests", env.status.NodeReason)
+		t.Skipf("the lab runs a fake node (%s); on a host that can, TUG_E2E_NODE=real or auto runs these tests", env.status.NodeReason)
 	}
 }
 
@@ -143,8 +145,13 @@ func TestRealNodePromotionChangesWhatProdRuns(t *testing.T) {
 	run := mustPromote(t, "backend", "--from", "dev", "--to", "prod")
 	merged := approveAndMerge(t, run.res.PR.Number)
 	mergedAt := time.Now()
-	expectShop(t, 3*time.Minute, "shop-prod", fe, devTag)
-	t.Logf("merge %s → the prod page shows backend %s after %s", merged.MergeCommit[:12], devTag, time.Since(mergedAt).Round(10*time.Millisecond))
+	// As a user does after a merge (promote --merge --wait does the same):
+	// tug wait asks Argo CD to refresh instead of waiting for its poll, and
+	// returns once the rollout is Healthy at the merge.
+	mustTugWait(t, 3*time.Minute, merged.MergeCommit, "backend-prod")
+	waited := time.Since(mergedAt)
+	expectShop(t, time.Minute, "shop-prod", fe, devTag)
+	t.Logf("merge %s → tug wait returned after %s; the prod page shows backend %s after %s", merged.MergeCommit[:12], waited.Round(10*time.Millisecond), devTag, time.Since(mergedAt).Round(10*time.Millisecond))
 }
 
 func TestRealNodeKubectlLogsAreJSON(t *testing.T) {
@@ -265,8 +272,12 @@ func TestRealNodePodsCannotLeaveTheHost(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// kube-proxy marks traffic to a Service from outside the pod network
+	// (saddr != the pods' subnet: the host reaching a ClusterIP) for
+	// masquerading; that is the host's traffic, not the pods'.
+	hostToService := "saddr != " + n.Subnet.String()
 	for _, line := range strings.Split(string(ruleset), "\n") {
-		if strings.Contains(line, "masquerade") && (strings.Contains(line, n.Bridge) || strings.Contains(line, n.Subnet.String())) {
+		if strings.Contains(line, "masquerade") && !strings.Contains(line, hostToService) && (strings.Contains(line, n.Bridge) || strings.Contains(line, n.Subnet.String())) {
 			t.Errorf("the pod network is masqueraded: %s", strings.TrimSpace(line))
 		}
 	}
@@ -401,4 +412,37 @@ func TestRealNodeBrokenImageFailsWait(t *testing.T) {
 		t.Errorf("no container of the broken image is waiting with a reason; pods: %s", mustJSON(pods.Items))
 	}
 	t.Logf("the kubelet says: %s", strings.Join(reasons, "; "))
+}
+
+// A frontend Service deleted and recreated by Argo CD's self-heal gets a
+// new ClusterIP; the lab's URL for the shop keeps answering.
+func TestRealNodeShopURLFollowsARecreatedService(t *testing.T) {
+	needRealNode(t)
+	ctx := context.Background()
+	cs := clientset(t)
+	svcs, err := cs.CoreV1().Services("shop-dev").List(ctx, metav1.ListOptions{LabelSelector: "app.kubernetes.io/name=frontend"})
+	if err != nil || len(svcs.Items) != 1 {
+		t.Fatalf("the frontend Service of shop-dev: %v %v", err, svcs)
+	}
+	old := svcs.Items[0]
+	if err := cs.CoreV1().Services("shop-dev").Delete(ctx, old.Name, metav1.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	var seen string
+	eventually(t, 2*time.Minute, "Argo CD recreates Service "+old.Name+" with a new address", func(ctx context.Context) error {
+		s, err := cs.CoreV1().Services("shop-dev").Get(ctx, old.Name, metav1.GetOptions{})
+		if err != nil {
+			return err
+		}
+		seen = s.Spec.ClusterIP
+		if s.UID == old.UID || s.Spec.ClusterIP == old.Spec.ClusterIP {
+			return fmt.Errorf("still the old Service (%s)", s.Spec.ClusterIP)
+		}
+		return nil
+	}, func() string { return "ClusterIP " + seen })
+	t.Logf("Service %s: %s → %s", old.Name, old.Spec.ClusterIP, seen)
+	eventually(t, time.Minute, "the shop-dev URL answers through the new Service", func(ctx context.Context) error {
+		_, _, _, err := shopPage(ctx, "shop-dev")
+		return err
+	}, func() string { return "" })
 }

@@ -1,6 +1,6 @@
 package e2e
 
-// Issue 6 in the lab: `tug promote` opens a pull request on the lab's
+// Promotion in the lab: `tug promote` opens a pull request on the lab's
 // Gitea, a second person approves and merges it through the Gitea API, and
 // Argo CD rolls the new tag out to prod; reverting the PR rolls it back.
 // Plus the refusal of an unhealthy dev, the idempotent re-run and ten
@@ -391,7 +391,7 @@ func revertByPullRequest(t testing.TB, mergeCommit string, number int64) *forge.
 	return approveAndMerge(t, pr.Index)
 }
 
-// TestPromoteBackendByPullRequest is issue 6's acceptance test: dev runs A,
+// TestPromoteBackendByPullRequest is promotion end to end: dev runs A,
 // prod runs B; `tug promote backend --from dev --to prod` (health gate on
 // the live backend-dev) opens a PR; the reviewer approves and merges it;
 // `tug wait backend-prod --revision <merge>` → prod runs :A, Synced and

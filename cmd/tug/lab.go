@@ -4,7 +4,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -16,14 +15,13 @@ import (
 	"sort"
 	"strings"
 	"syscall"
-	"text/tabwriter"
 	"time"
 
 	"github.com/spf13/cobra"
-	"sigs.k8s.io/yaml"
 
 	"github.com/tug-gitops/tug/internal/forge"
 	"github.com/tug-gitops/tug/internal/lab"
+	"github.com/tug-gitops/tug/internal/output"
 	"github.com/tug-gitops/tug/internal/tools"
 )
 
@@ -135,7 +133,7 @@ supervisor; the second follows it.`,
 		},
 	}
 	cmd.Flags().BoolVar(&noKubeconfig, "no-kubeconfig-update", false, "do not add the lab's context to your kubeconfig")
-	cmd.Flags().StringVar(&nodeKind, "node", lab.NodeFake, "the lab's node: real (kubelet, containerd and runc run the product's pods in containers; Linux, root and the runtime's packages, else fake with the reason) or fake (kwok marks pods Running and Ready; nothing runs)")
+	cmd.Flags().StringVar(&nodeKind, "node", lab.NodeAuto, "the lab's node: real (kubelet, containerd and runc run the product's pods in containers; needs Linux, root and the runtime's packages), fake (kwok marks pods Running and Ready; nothing runs), or auto: real where the host allows it, else fake with the reason")
 	cmd.Flags().BoolVar(&background, "background", false, "on Ctrl-C, leave the lab starting in the background (default: stop it)")
 	cmd.Flags().DurationVar(&timeout, "timeout", 60*time.Minute, "give up after this long (the first run builds Kubernetes, Argo CD and Gitea from source: ~20 min on 2 cores)")
 	return cmd
@@ -269,17 +267,19 @@ func newLabDownCmd(f *labFlags) *cobra.Command {
 }
 
 func newLabStatusCmd(f *labFlags) *cobra.Command {
-	var output string
+	var format output.Format
 	cmd := &cobra.Command{
 		Use:   "status",
-		Short: "Show each lab component with its pid, ports and health",
-		Args:  cobra.NoArgs,
+		Short: "Show each lab component with its pid, ports, restarts, health and memory",
+		Long: `Show the lab's phase and each component: pid, ports, how often the
+supervisor restarted it, whether it is healthy, and its memory (resident
+set size of its process group), with the supervisor's and the total.
+
+Exit status 1 when a component is unhealthy.`,
+		Example: `  tug lab status
+  tug lab status -o json | jq '.components[] | {name, pid, restarts}'`,
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			switch output {
-			case "", "table", "json", "yaml":
-			default:
-				return usageError{fmt.Errorf("-o %s: use table, json or yaml", output)}
-			}
 			dir, err := f.dir()
 			if err != nil {
 				return err
@@ -288,34 +288,9 @@ func newLabStatusCmd(f *labFlags) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			switch output {
-			case "json":
-				enc := json.NewEncoder(cmd.OutOrStdout())
-				enc.SetIndent("", "  ")
-				return enc.Encode(st)
-			case "yaml":
-				data, err := yaml.Marshal(st)
-				if err != nil {
-					return err
-				}
-				_, err = cmd.OutOrStdout().Write(data)
+			if err := format.Write(cmd.OutOrStdout(), st, func(w io.Writer) error { return printLabStatus(w, st) }); err != nil {
 				return err
 			}
-			w := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
-			fmt.Fprintf(w, "lab %s: %s (supervisor pid %d, redis: %s)\n", st.Name, st.Phase, st.Supervisor, st.Redis)
-			if st.Node != "" {
-				printNode(w, st.Node, st.NodeReason)
-			}
-			if st.Build != nil {
-				fmt.Fprintf(w, "building %s (pid %d)\n", st.Build.Tool, st.Build.PID)
-			}
-			fmt.Fprintln(w, "COMPONENT\tPID\tPORTS\tRESTARTS\tHEALTHY\tRSS\tERROR")
-			for _, c := range st.Components {
-				fmt.Fprintf(w, "%s\t%d\t%s\t%d\t%v\t%s\t%s\n", c.Name, c.PID, portsText(c.Ports), c.Restarts, c.Healthy, mib(c.RSS), c.Error)
-			}
-			fmt.Fprintf(w, "supervisor\t%d\t\t\t\t%s\t\n", st.Supervisor, mib(st.RSS))
-			fmt.Fprintf(w, "total\t\t\t\t\t%s\t\n", mib(st.TotalRSS))
-			w.Flush()
 			for _, c := range st.Components {
 				if !c.Healthy {
 					return errFindings
@@ -324,8 +299,27 @@ func newLabStatusCmd(f *labFlags) *cobra.Command {
 			return nil
 		},
 	}
-	cmd.Flags().StringVarP(&output, "output", "o", "table", "output format: table, json or yaml")
+	bindOutputFlag(cmd, &format)
 	return cmd
+}
+
+// printLabStatus is lab status's table.
+func printLabStatus(out io.Writer, st *lab.Status) error {
+	w := output.NewTable(out)
+	fmt.Fprintf(w, "lab %s: %s (supervisor pid %d, redis: %s)\n", st.Name, st.Phase, st.Supervisor, st.Redis)
+	if st.Node != "" {
+		printNode(w, st.Node, st.NodeReason)
+	}
+	if st.Build != nil {
+		fmt.Fprintf(w, "building %s (pid %d)\n", st.Build.Tool, st.Build.PID)
+	}
+	fmt.Fprintln(w, "COMPONENT\tPID\tPORTS\tRESTARTS\tHEALTHY\tRSS\tERROR")
+	for _, c := range st.Components {
+		fmt.Fprintf(w, "%s\t%d\t%s\t%d\t%v\t%s\t%s\n", c.Name, c.PID, portsText(c.Ports), c.Restarts, c.Healthy, mib(c.RSS), c.Error)
+	}
+	fmt.Fprintf(w, "supervisor\t%d\t\t\t\t%s\t\n", st.Supervisor, mib(st.RSS))
+	fmt.Fprintf(w, "total\t\t\t\t\t%s\t\n", mib(st.TotalRSS))
+	return w.Flush()
 }
 
 func newLabLogsCmd(f *labFlags) *cobra.Command {
@@ -488,14 +482,16 @@ func mib(b int64) string {
 	return fmt.Sprintf("%.0f MiB", float64(b)/(1<<20))
 }
 
+// printTimings lists lab up's steps as each was done (they run side by
+// side where they can), with how long each ran.
 func printTimings(w io.Writer, st *lab.Status) {
 	var parts []string
 	total := 0.0
 	for _, t := range st.Timings {
 		parts = append(parts, fmt.Sprintf("%s %.1fs", t.Phase, t.Seconds))
-		total += t.Seconds
+		total = max(total, t.At)
 	}
-	fmt.Fprintf(w, "Phases: %s (total %.1fs)\n", strings.Join(parts, ", "), total)
+	fmt.Fprintf(w, "Steps (as done): %s; ready after %.1fs\n", strings.Join(parts, ", "), total)
 }
 
 func portsText(p map[string]int) string {

@@ -63,6 +63,9 @@ type Source struct {
 	// templates[i] is the repository-relative file that produced
 	// Objects[i] when known (a Helm template, a manifest file).
 	templates []string
+	// ValueFiles are the repository-relative Helm value files the render
+	// read, in order.
+	ValueFiles []string
 	// Failed is set when the source could not be rendered (reported).
 	Failed bool
 	// origins are files whose text produced the objects' values (value
@@ -498,4 +501,14 @@ func sourcePath(app *repo.Application, i int) string {
 // Label names a root for the summary: its name and file.
 func (n *Node) Label() string {
 	return fmt.Sprintf("%s (%s)", n.App.Name, path.Clean(n.App.Pos.File))
+}
+
+// RenderSources renders one Application's sources as Build does, without
+// following the Applications they render, and returns what Build would
+// report about it (rendering a revision app by app, as tug diff does).
+func RenderSources(ctx context.Context, r *repo.Repo, app *repo.Application) ([]Source, []repo.Problem) {
+	b := &builder{t: &Tree{Repo: r, readFiles: map[string]bool{}}, r: r}
+	n := &Node{App: app}
+	ps := b.renderNode(ctx, n)
+	return n.Sources, ps
 }

@@ -253,6 +253,7 @@ func (b *builder) renderHelm(ctx context.Context, app *repo.Application, i int, 
 		return
 	}
 	opts.ValueFiles = valueFiles
+	out.ValueFiles = b.rels(valueFiles)
 	if h := src.Helm; h != nil {
 		if h.ReleaseName != "" {
 			opts.ReleaseName = h.ReleaseName

@@ -6,11 +6,11 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"path/filepath"
-	"strings"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/tug-gitops/tug/internal/testrepo"
 )
 
 // BenchmarkDiffThisRepository is `tug diff HEAD~1 HEAD` on this repository
@@ -46,7 +46,8 @@ func cpuTime() time.Duration {
 const diffPreviewPerApp = 100.0 / 92
 
 // BenchmarkDiff2000HelmApps generates 1,000 services × 2 environments
-// (2,000 Helm Applications sharing 3 charts), commits, changes the values
+// (2,000 Helm Applications sharing 3 charts: testrepo.HelmFleet, which
+// the tug validate benchmark uses too), commits, changes the values
 // every "web" service shares and its prod tag, commits again, and times
 // `tug diff` between the two commits — 4,000 renders — reporting the time
 // per Application next to argocd-diff-preview's. It also checks the
@@ -61,7 +62,11 @@ func BenchmarkDiff2000HelmApps(b *testing.B) {
 		fmt.Sscanf(s, "%d", &services)
 	}
 	dir := b.TempDir()
-	apps := generateHelmRepo(b, dir, services)
+	fleet, err := testrepo.HelmFleet(dir, services)
+	if err != nil {
+		b.Fatal(err)
+	}
+	apps := len(fleet)
 	git(b, dir, "init", "-q", "-b", "main")
 	base := commitAll(b, dir, "base")
 	write(b, dir, "charts/web/values.yaml", "image: {repository: ghcr.io/example/web, tag: 0.1.0}\nreplicas: 2\nport: 8080\n")
@@ -91,73 +96,3 @@ func BenchmarkDiff2000HelmApps(b *testing.B) {
 			apps, took.Round(time.Millisecond), cpu.Round(time.Millisecond), perApp*1000, diffPreviewPerApp*1000, diffPreviewPerApp/perApp, len(md))
 	}
 }
-
-// generateHelmRepo writes 2×services Applications over three charts and
-// returns how many Applications it wrote.
-func generateHelmRepo(b *testing.B, root string, services int) int {
-	const repoURL = "https://example.com/bench.git"
-	write(b, root, "tug.yaml", "repoURL: "+repoURL+"\n")
-	charts := []string{"web", "api", "worker"}
-	for _, c := range charts {
-		write(b, root, "charts/"+c+"/Chart.yaml", "apiVersion: v2\nname: "+c+"\nversion: 0.1.0\n")
-		write(b, root, "charts/"+c+"/values.yaml", "image: {repository: ghcr.io/example/"+c+", tag: 0.1.0}\nreplicas: 1\nport: 8080\n")
-		write(b, root, "charts/"+c+"/values-dev.yaml", "image: {tag: 0.2.0}\n")
-		write(b, root, "charts/"+c+"/values-prod.yaml", "replicas: 3\n")
-		write(b, root, "charts/"+c+"/templates/all.yaml", benchTemplate)
-	}
-	n := 0
-	for i := range services {
-		name := fmt.Sprintf("svc-%04d", i)
-		chart := "charts/" + charts[i%len(charts)]
-		var docs []string
-		for _, env := range []string{"dev", "prod"} {
-			n++
-			docs = append(docs, fmt.Sprintf(`apiVersion: argoproj.io/v1alpha1
-kind: Application
-metadata: {name: %s-%s, namespace: argocd}
-spec:
-  project: default
-  source:
-    repoURL: %s
-    path: %s
-    helm: {releaseName: %s, valueFiles: [values-%s.yaml]}
-  destination: {server: https://kubernetes.default.svc, namespace: %s-%s}
-`, name, env, repoURL, chart, name, env, name, env))
-		}
-		write(b, root, filepath.Join("apps", name+".yaml"), strings.Join(docs, "---\n"))
-	}
-	return n
-}
-
-const benchTemplate = `apiVersion: v1
-kind: ConfigMap
-metadata:
-  name: {{ .Release.Name }}
-data:
-  LOG_LEVEL: info
----
-apiVersion: v1
-kind: Service
-metadata:
-  name: {{ .Release.Name }}
-spec:
-  selector: {app: {{ .Release.Name }}}
-  ports: [{name: http, port: 80, targetPort: {{ .Values.port }}}]
----
-apiVersion: apps/v1
-kind: Deployment
-metadata:
-  name: {{ .Release.Name }}
-spec:
-  replicas: {{ .Values.replicas }}
-  selector:
-    matchLabels: {app: {{ .Release.Name }}}
-  template:
-    metadata:
-      labels: {app: {{ .Release.Name }}}
-    spec:
-      containers:
-        - name: app
-          image: "{{ .Values.image.repository }}:{{ .Values.image.tag }}"
-          ports: [{name: http, containerPort: {{ .Values.port }}}]
-`

@@ -165,6 +165,9 @@ func compareApp(name string, b, h *RenderedApp) (*AppDiff, error) {
 		bObjs = b.Objects
 	default:
 		ad.Env, ad.Project, ad.Error, ad.BaseError, ad.Notes = h.Env, h.Project, h.Err, b.Err, h.Notes
+		if h.from == b {
+			return ad, nil // the head took the base's render: nothing differs
+		}
 		bObjs, hObjs = b.Objects, h.Objects
 		if b.Err != h.Err {
 			ad.Change = Changed

@@ -360,3 +360,60 @@ spec:
     namespace: ` + ns + `
 `
 }
+
+// Kustomize sources render as Argo CD renders them: with the
+// Application's kustomize edits (images), and reading the shared base,
+// which makes a base change an outside change of every overlay using it.
+func TestKustomizeEditsAndSharedBase(t *testing.T) {
+	dir := newRepo(t)
+	write(t, dir, "kustomize/base/kustomization.yaml", "resources: [deployment.yaml]\n")
+	write(t, dir, "kustomize/base/deployment.yaml", `apiVersion: apps/v1
+kind: Deployment
+metadata: {name: web}
+spec:
+  replicas: 1
+  selector: {matchLabels: {app: web}}
+  template:
+    metadata: {labels: {app: web}}
+    spec:
+      containers: [{name: web, image: ghcr.io/acme/web:1.0.0}]
+`)
+	for _, env := range []string{"dev", "prod"} {
+		write(t, dir, "kustomize/overlays/"+env+"/kustomization.yaml", "resources: [../../base]\nnamespace: web-"+env+"\n")
+		write(t, dir, "infra/gitops/apps/web-"+env+".yaml", `apiVersion: argoproj.io/v1alpha1
+kind: Application
+metadata: {name: web-`+env+`, namespace: argocd}
+spec:
+  project: shop
+  source:
+    repoURL: https://github.com/tug-gitops/tug.git
+    path: kustomize/overlays/`+env+`
+  destination: {server: https://kubernetes.default.svc, namespace: web-`+env+`}
+`)
+	}
+	base := commitAll(t, dir, "web")
+
+	edit(t, dir, "infra/gitops/apps/web-prod.yaml", "path: kustomize/overlays/prod", "path: kustomize/overlays/prod\n    kustomize: {images: ['ghcr.io/acme/web:2.0.0']}")
+	tag := commitAll(t, dir, "web-prod on 2.0.0")
+	res := runDiff(t, dir, base, tag)
+	a := appNamed(res, "web-prod")
+	if a == nil || len(a.Resources) != 1 || a.Resources[0].Kind != "Deployment" {
+		t.Fatalf("web-prod: %+v, want its Deployment changed by the image override", a)
+	}
+	if plus, _ := changedLines(a.Resources[0].Diff); len(plus) != 1 || !strings.Contains(plus[0], "ghcr.io/acme/web:2.0.0") {
+		t.Errorf("web-prod: want the image line changed to 2.0.0:\n%s", a.Resources[0].Diff)
+	}
+	if appNamed(res, "web-dev") != nil {
+		t.Errorf("web-dev changed by web-prod's override: %v", appNames(res))
+	}
+
+	edit(t, dir, "kustomize/base/deployment.yaml", "replicas: 1", "replicas: 2")
+	replicas := commitAll(t, dir, "two replicas")
+	res = runDiff(t, dir, tag, replicas)
+	for _, n := range []string{"web-dev", "web-prod"} {
+		a := appNamed(res, n)
+		if a == nil || !slices.Contains(a.Outside, "kustomize/base/deployment.yaml") {
+			t.Errorf("%s: %+v, want changed through the shared base", n, a)
+		}
+	}
+}

@@ -11,6 +11,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 )
 
 // WorkingTree is the Head that means the files on disk, as they are.
@@ -130,48 +131,83 @@ func (g gitRepo) tree(ctx context.Context, commit string) ([]treeEntry, error) {
 	return files, nil
 }
 
-// writeBlobs writes files into dst from git's object store with one
-// `git cat-file --batch`: git objects only, so the user's checkout is never
-// touched, and only the files asked for are written.
-func (g gitRepo) writeBlobs(ctx context.Context, files []treeEntry, dst string) error {
+// blobStore reads blobs through one `git cat-file --batch` process for a
+// whole run (both revisions, both passes): git objects only, so the user's
+// checkout is never touched, and one process start instead of one per read.
+type blobStore struct {
+	mu     sync.Mutex
+	cmd    *exec.Cmd
+	stdin  io.WriteCloser
+	out    *bufio.Reader
+	errb   bytes.Buffer
+	broken error
+}
+
+func (g gitRepo) blobStore(ctx context.Context) (*blobStore, error) {
+	s := &blobStore{cmd: exec.CommandContext(ctx, "git", "-C", g.dir, "cat-file", "--batch")}
+	s.cmd.Stderr = &s.errb
+	var err error
+	if s.stdin, err = s.cmd.StdinPipe(); err != nil {
+		return nil, err
+	}
+	stdout, err := s.cmd.StdoutPipe()
+	if err != nil {
+		return nil, err
+	}
+	if err := s.cmd.Start(); err != nil {
+		return nil, fmt.Errorf("git cat-file: %w", err)
+	}
+	s.out = bufio.NewReaderSize(stdout, 64<<10)
+	return s, nil
+}
+
+// close ends the git process and reports how it ended.
+func (s *blobStore) close() error {
+	s.stdin.Close()
+	_, _ = io.Copy(io.Discard, s.out)
+	if err := s.cmd.Wait(); err != nil && s.broken == nil {
+		return fmt.Errorf("git cat-file: %v: %s", err, strings.TrimSpace(s.errb.String()))
+	}
+	return nil
+}
+
+// read calls fn with the content of each file, in order. After an error
+// the stream's position is unknown, so every later read fails too.
+func (s *blobStore) read(files []treeEntry, fn func(f treeEntry, data []byte) error) error {
 	if len(files) == 0 {
 		return nil
 	}
-	cmd := exec.CommandContext(ctx, "git", "-C", g.dir, "cat-file", "--batch")
-	var errb bytes.Buffer
-	cmd.Stderr = &errb
-	stdin, err := cmd.StdinPipe()
-	if err != nil {
-		return err
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.broken != nil {
+		return s.broken
 	}
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		return err
-	}
-	if err := cmd.Start(); err != nil {
-		return err
-	}
+	werr := make(chan error, 1)
 	go func() {
-		w := bufio.NewWriter(stdin)
+		w := bufio.NewWriter(s.stdin)
 		for _, f := range files {
 			fmt.Fprintln(w, f.oid)
 		}
-		w.Flush()
-		stdin.Close()
+		werr <- w.Flush()
 	}()
-	rerr := readBlobs(bufio.NewReader(stdout), files, dst)
-	if rerr != nil {
-		_, _ = io.Copy(io.Discard, stdout)
+	err := s.readAll(files, fn)
+	if err != nil {
+		// The answers not read would block git, and git the writer:
+		// end the process (every later read fails anyway).
+		_ = s.cmd.Process.Kill()
 	}
-	if err := cmd.Wait(); err != nil {
-		return fmt.Errorf("git cat-file: %v: %s", err, strings.TrimSpace(errb.String()))
+	if e := <-werr; err == nil && e != nil {
+		err = fmt.Errorf("git cat-file: %w: %s", e, strings.TrimSpace(s.errb.String()))
 	}
-	return rerr
+	if err != nil {
+		s.broken = err
+	}
+	return err
 }
 
-func readBlobs(r *bufio.Reader, files []treeEntry, dst string) error {
+func (s *blobStore) readAll(files []treeEntry, fn func(f treeEntry, data []byte) error) error {
 	for _, f := range files {
-		header, err := r.ReadString('\n')
+		header, err := s.out.ReadString('\n')
 		if err != nil {
 			return fmt.Errorf("git cat-file: reading %s: %w", f.path, err)
 		}
@@ -180,35 +216,30 @@ func readBlobs(r *bufio.Reader, files []treeEntry, dst string) error {
 		if _, err := fmt.Sscanf(header, "%s %s %d", &oid, &typ, &size); err != nil || typ != "blob" {
 			return fmt.Errorf("git cat-file: %s: unexpected %q", f.path, strings.TrimSpace(header))
 		}
-		name := filepath.FromSlash(f.path)
-		if !filepath.IsLocal(name) {
-			return fmt.Errorf("git tree: unsafe path %q", f.path)
+		data := make([]byte, size+1) // and the newline after the content
+		if _, err := io.ReadFull(s.out, data); err != nil {
+			return fmt.Errorf("git cat-file: reading %s: %w", f.path, err)
 		}
-		mode := os.FileMode(0o644)
-		if f.mode == "100755" {
-			mode = 0o755
-		}
-		if err := writeFile(filepath.Join(dst, name), io.LimitReader(r, size), mode); err != nil {
-			return err
-		}
-		if _, err := r.Discard(1); err != nil { // the newline after the content
+		if err := fn(f, data[:size]); err != nil {
 			return err
 		}
 	}
 	return nil
 }
 
-func writeFile(p string, r io.Reader, mode os.FileMode) error {
+// writeTo writes one file of a tree under dst.
+func writeTo(dst string, f treeEntry, data []byte) error {
+	name := filepath.FromSlash(f.path)
+	if !filepath.IsLocal(name) {
+		return fmt.Errorf("git tree: unsafe path %q", f.path)
+	}
+	mode := os.FileMode(0o644)
+	if f.mode == "100755" {
+		mode = 0o755
+	}
+	p := filepath.Join(dst, name)
 	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
 		return err
 	}
-	f, err := os.OpenFile(p, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, mode)
-	if err != nil {
-		return err
-	}
-	if _, err := io.Copy(f, r); err != nil {
-		f.Close()
-		return err
-	}
-	return f.Close()
+	return os.WriteFile(p, data, mode)
 }

@@ -7,9 +7,11 @@ import (
 	"path"
 	"path/filepath"
 	"strings"
+	"sync"
 
 	"golang.org/x/sync/errgroup"
 
+	"github.com/tug-gitops/tug/internal/apptree"
 	"github.com/tug-gitops/tug/internal/repo"
 )
 
@@ -27,6 +29,9 @@ type Options struct {
 	// means GOMAXPROCS.
 	Parallel int
 	Logger   *slog.Logger
+	// renderBoth renders every Application at both revisions, none taken
+	// over from the base (tests compare the two ways).
+	renderBoth bool
 }
 
 // Run renders every Application at both revisions and compares them.
@@ -72,26 +77,55 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 	}
 	defer os.RemoveAll(tmp)
 
-	var base, head *Snapshot
+	// A revision written to a folder has no remote: a repository whose
+	// tug.yaml names no repoURL is known by its origin, as in the checkout.
+	origin := sync.OnceValue(func() string {
+		u, _ := g.run(ctx, "config", "--get", "remote.origin.url")
+		return strings.TrimSpace(u)
+	})
+	blobs, err := g.blobStore(ctx)
+	if err != nil {
+		return nil, err
+	}
+	// Both revisions are written and loaded at once; the head renders
+	// after the base so that it can take over the base's render of every
+	// Application nothing it reads has changed for.
+	var baseRepo, headRepo *repo.Repo
 	eg, ectx := errgroup.WithContext(ctx)
 	eg.Go(func() error {
 		var err error
-		base, err = snapshotAt(ectx, g, res.Base.Commit, tmp+"/base", o.Parallel)
+		baseRepo, err = loadAt(ectx, g, blobs, origin, res.Base.Commit, tmp+"/base")
 		return err
 	})
 	eg.Go(func() error {
 		var err error
 		if res.Head.Commit == "" {
-			head, err = Render(ectx, top, o.Parallel)
+			headRepo, err = repo.Load(top)
 		} else {
-			head, err = snapshotAt(ectx, g, res.Head.Commit, tmp+"/head", o.Parallel)
+			headRepo, err = loadAt(ectx, g, blobs, origin, res.Head.Commit, tmp+"/head")
 		}
 		return err
 	})
-	if err := eg.Wait(); err != nil {
+	err = eg.Wait()
+	if cerr := blobs.close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
 		return nil, err
 	}
-	log.Debug("rendered", "base", len(base.Apps), "head", len(head.Apps), "changedFiles", len(changed))
+	base, err := renderRepo(ctx, baseRepo, o.Parallel, nil)
+	if err != nil {
+		return nil, err
+	}
+	var same *reuse
+	if res.Head.Commit != "" && !o.renderBoth { // the working tree may hold ignored files git does not list as changed
+		same = &reuse{base: base, changed: changed}
+	}
+	head, err := renderRepo(ctx, headRepo, o.Parallel, same)
+	if err != nil {
+		return nil, err
+	}
+	log.Debug("rendered", "base", len(base.Apps), "head", len(head.Apps), "reused", head.reused, "changedFiles", len(changed))
 	cmp, err := Compare(base, head, changed)
 	if err != nil {
 		return nil, err
@@ -100,13 +134,15 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 	return cmp, nil
 }
 
-// snapshotAt renders commit from git objects written into dir in two
+// loadAt loads commit from git objects written into dir in two
 // steps: first the files the repository loader reads (YAML and JSON, not
-// under testdata/ or dot folders, as repo.Load skips them), then every file
-// under the Applications' source folders and kustomization folders (chart
+// under testdata/ or dot folders, as repo.Load skips them), as the loader
+// needs them (documents it would drop left blank, see loaderView); then,
+// once it has loaded them, those files as they are and every file under
+// the Applications' source folders and kustomization folders (chart
 // templates, helpers, generator inputs). The rest of the tree (code, docs)
 // is never written.
-func snapshotAt(ctx context.Context, g gitRepo, commit, dir string, parallel int) (*Snapshot, error) {
+func loadAt(ctx context.Context, g gitRepo, blobs *blobStore, origin func() string, commit, dir string) (*repo.Repo, error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, err
 	}
@@ -122,12 +158,32 @@ func snapshotAt(ctx context.Context, g gitRepo, commit, dir string, parallel int
 			rest = append(rest, f)
 		}
 	}
-	if err := g.writeBlobs(ctx, manifests, dir); err != nil {
+	full := map[treeEntry][]byte{} // files written as the loader's view
+	err = blobs.read(manifests, func(f treeEntry, data []byte) error {
+		view, changed := loaderView(f.path, data)
+		if changed {
+			full[f] = data
+		}
+		return writeTo(dir, f, view)
+	})
+	if err != nil {
 		return nil, err
 	}
 	r, err := repo.Load(dir)
 	if err != nil {
 		return nil, err
+	}
+	if r.URL == "" {
+		if r.URL = origin(); r.URL != "" {
+			r.URLSource = "origin remote"
+		}
+	}
+	// A kustomization may name any file as a resource: every file goes
+	// back to what the commit holds before anything renders.
+	for f, data := range full {
+		if err := writeTo(dir, f, data); err != nil {
+			return nil, err
+		}
 	}
 	dirs := sourceDirs(r, manifests)
 	var needed []treeEntry
@@ -136,10 +192,10 @@ func snapshotAt(ctx context.Context, g gitRepo, commit, dir string, parallel int
 			needed = append(needed, f)
 		}
 	}
-	if err := g.writeBlobs(ctx, needed, dir); err != nil {
+	if err := blobs.read(needed, func(f treeEntry, data []byte) error { return writeTo(dir, f, data) }); err != nil {
 		return nil, err
 	}
-	return renderRepo(ctx, r, parallel)
+	return r, nil
 }
 
 // loaderReads mirrors what repo.Load reads: .yaml/.yml files outside
@@ -166,7 +222,7 @@ func sourceDirs(r *repo.Repo, manifests []treeEntry) []string {
 	var dirs []string
 	for _, a := range r.Applications {
 		for _, src := range a.Spec.GetSources() {
-			if isLocal(r, src) && src.Path != "" {
+			if apptree.IsLocal(r, src) && src.Path != "" {
 				dirs = append(dirs, path.Clean(strings.TrimPrefix(filepath.ToSlash(src.Path), "/")))
 			}
 		}

@@ -3,7 +3,9 @@ package diff
 import (
 	"context"
 	"fmt"
+	"reflect"
 	"runtime"
+	"slices"
 	"strings"
 
 	"golang.org/x/sync/errgroup"
@@ -22,6 +24,9 @@ type Snapshot struct {
 	// Problems are the repository's load problems (unparsable files…),
 	// shown so a diff that looks empty because a file broke says so.
 	Problems []string
+	repo     *repo.Repo
+	// reused counts the renders taken over from the other revision.
+	reused int
 }
 
 // RenderedApp is one Application and the objects its sources produce,
@@ -40,6 +45,13 @@ type RenderedApp struct {
 	dirs     []string
 	helmDirs []string
 	files    []string
+	// app is the Application rendered; from is the other revision's
+	// render this one was taken from (nil when rendered).
+	app  *repo.Application
+	from *RenderedApp
+	// reusable: every input is under dirs and helmDirs or in files (one
+	// Helm or directory source, value files inside the chart).
+	reusable bool
 }
 
 // Render loads the repository at root and renders every Application in it
@@ -51,11 +63,13 @@ func Render(ctx context.Context, root string, parallel int) (*Snapshot, error) {
 	if err != nil {
 		return nil, err
 	}
-	return renderRepo(ctx, r, parallel)
+	return renderRepo(ctx, r, parallel, nil)
 }
 
-func renderRepo(ctx context.Context, r *repo.Repo, parallel int) (*Snapshot, error) {
-	s := &Snapshot{Apps: map[string]*RenderedApp{}, projects: map[string]string{}, projectFiles: map[string]string{}}
+// renderRepo renders every Application of r, taking from same (when not
+// nil) the render of each Application whose inputs did not change.
+func renderRepo(ctx context.Context, r *repo.Repo, parallel int, same *reuse) (*Snapshot, error) {
+	s := &Snapshot{Apps: map[string]*RenderedApp{}, projects: map[string]string{}, projectFiles: map[string]string{}, repo: r}
 	for _, p := range r.Problems {
 		s.Problems = append(s.Problems, fmt.Sprintf("%s: %s [%s]", p.Pos, p.Message, p.Rule))
 	}
@@ -73,6 +87,10 @@ func renderRepo(ctx context.Context, r *repo.Repo, parallel int) (*Snapshot, err
 	}
 	g.SetLimit(parallel)
 	for i, a := range r.Applications {
+		if apps[i] = same.lookup(r, a); apps[i] != nil {
+			s.reused++
+			continue
+		}
 		g.Go(func() error {
 			apps[i] = renderOne(gctx, r, a)
 			return gctx.Err()
@@ -95,7 +113,7 @@ func renderRepo(ctx context.Context, r *repo.Repo, parallel int) (*Snapshot, err
 func renderOne(ctx context.Context, r *repo.Repo, a *repo.Application) *RenderedApp {
 	ra := &RenderedApp{
 		Name: a.Name, Env: environment(r, a), Project: a.Spec.Project, DeclaredIn: a.Pos.File,
-		Objects: map[ResourceKey]*unstructured.Unstructured{},
+		Objects: map[ResourceKey]*unstructured.Unstructured{}, app: a,
 	}
 	if ra.Project == "" {
 		ra.Project = "default"
@@ -105,7 +123,7 @@ func renderOne(ctx context.Context, r *repo.Repo, a *repo.Application) *Rendered
 		ra.Err = err.Error()
 		return ra
 	}
-	ra.dirs, ra.helmDirs, ra.files, ra.Notes = src.dirs, src.helmDirs, src.files, src.notes
+	ra.dirs, ra.helmDirs, ra.files, ra.Notes, ra.reusable = src.dirs, src.helmDirs, src.files, src.notes, src.reusable
 	n, err := newNormalizer(a.Spec.IgnoreDifferences)
 	if err != nil {
 		ra.Err = err.Error()
@@ -179,4 +197,37 @@ var chartFiles = map[string]bool{
 // its edit).
 func RenderApplication(ctx context.Context, r *repo.Repo, a *repo.Application) *RenderedApp {
 	return renderOne(ctx, r, a)
+}
+
+// reuse lets a revision take an Application's render from the base
+// revision when nothing it reads differs: the same spec, the same settings
+// (tug.yaml, argocd-cm, the repository URL), and no changed file under its
+// source or chart folder or among the files it read. Helm charts shared by
+// many Applications then render once per Application, not twice, when a
+// change does not touch them.
+type reuse struct {
+	base    *Snapshot
+	changed []string
+}
+
+func (u *reuse) lookup(r *repo.Repo, a *repo.Application) *RenderedApp {
+	if u == nil || a.Name == "" {
+		return nil
+	}
+	br := u.base.repo
+	if br.URL != r.URL || !reflect.DeepEqual(br.Config, r.Config) || !reflect.DeepEqual(br.ArgoCDConfig, r.ArgoCDConfig) {
+		return nil
+	}
+	b := u.base.Apps[a.Name]
+	if b == nil || !b.reusable || b.Err != "" || b.app == nil || b.app.Namespace != a.Namespace || !reflect.DeepEqual(b.app.Spec, a.Spec) {
+		return nil
+	}
+	for _, f := range u.changed {
+		if slices.Contains(b.files, f) || under(f, b.dirs) || under(f, b.helmDirs) {
+			return nil
+		}
+	}
+	c := *b
+	c.Name, c.Env, c.DeclaredIn, c.app, c.from = a.Name, environment(r, a), a.Pos.File, a, b
+	return &c
 }

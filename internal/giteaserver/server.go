@@ -51,6 +51,35 @@ type Options struct {
 	// refuses to start without the English locale. Empty: the gitea module's
 	// source in the Go module cache (see FindStaticRoot).
 	StaticRoot string
+	// Run starts `gitea web` in place of Start's own child process: the
+	// lab passes its supervisor's, so a Gitea that dies is started again
+	// like every other component and shows in the lab's status. nil: a
+	// child of this process, stopped by Stop and not restarted.
+	Run func(Command) (Process, error)
+}
+
+// Command is `gitea web` as Start runs it, for Options.Run. It must run
+// in a process group of its own, so that stopping it stops its git
+// children too.
+type Command struct {
+	Path string
+	Args []string
+	// Env is the whole environment.
+	Env []string
+	Dir string
+	// Log is the file its output is appended to.
+	Log string
+}
+
+// Process is a running `gitea web`.
+type Process interface {
+	// Pid is the current run's process id.
+	Pid() int
+	// Exited is closed when the current run ends.
+	Exited() <-chan struct{}
+	// Stop stops it for good, its process group included, by ctx's
+	// deadline.
+	Stop(ctx context.Context) error
 }
 
 // Server is a running Gitea.
@@ -59,9 +88,7 @@ type Server struct {
 	layout   layout
 	url      string
 	token    string
-	cmd      *exec.Cmd
-	exited   chan struct{} // closed when the process has exited
-	waitErr  error
+	proc     Process
 	stopOnce sync.Once
 	version  string
 }
@@ -184,7 +211,7 @@ func (s *Server) Token() string { return s.token }
 func (s *Server) AdminUser() string { return s.opts.AdminUser }
 
 // Pid is the gitea process id.
-func (s *Server) Pid() int { return s.cmd.Process.Pid }
+func (s *Server) Pid() int { return s.proc.Pid() }
 
 // Version is what /api/v1/version reported.
 func (s *Server) Version() string { return s.version }
@@ -196,29 +223,20 @@ func (s *Server) StateDir() string { return s.layout.stateDir }
 // error messages.
 func (s *Server) LogTail() string { return logTail(s.layout, 30) }
 
-// Stop sends SIGTERM, waits for the exit until ctx's deadline (or 15 s when
-// ctx has none), then kills the whole process group so no git child is left.
+// Stop stops Gitea: SIGTERM, then, by ctx's deadline (or after 15 s when
+// ctx has none), SIGKILL to its whole process group so no git child is left.
 func (s *Server) Stop(ctx context.Context) error {
+	var err error
 	s.stopOnce.Do(func() {
 		if _, ok := ctx.Deadline(); !ok {
 			var cancel context.CancelFunc
 			ctx, cancel = context.WithTimeout(ctx, 15*time.Second)
 			defer cancel()
 		}
-		pgid := s.cmd.Process.Pid
-		_ = syscall.Kill(pgid, syscall.SIGTERM)
-		select {
-		case <-s.exited:
-		case <-ctx.Done():
-			s.opts.Logger.Warn("gitea did not stop after SIGTERM; killing it", "pid", pgid)
-			_ = syscall.Kill(-pgid, syscall.SIGKILL)
-			<-s.exited
-		}
-		// git processes Gitea started may still run in its group.
-		_ = syscall.Kill(-pgid, syscall.SIGKILL)
+		err = s.proc.Stop(ctx)
 		_ = os.Remove(s.layout.pidPath())
 	})
-	return nil
+	return err
 }
 
 // gitea runs a gitea subcommand (not the server) against our config and
@@ -254,24 +272,68 @@ func (s *Server) startWeb() error {
 	if err != nil {
 		return err
 	}
-	defer console.Close() // the child holds its own descriptor
 	fmt.Fprintf(console, "\n--- tug: starting gitea web at %s ---\n", time.Now().Format(time.RFC3339))
-	cmd := exec.Command(s.opts.Binary, "--config", s.layout.configPath(), "--work-path", s.layout.stateDir,
-		"--custom-path", s.layout.customDir(), "web", "--pid", s.layout.pidPath(), "--quiet")
-	cmd.Env = s.env()
-	cmd.Dir = s.layout.stateDir
+	console.Close()
+	c := Command{
+		Path: s.opts.Binary,
+		Args: []string{"--config", s.layout.configPath(), "--work-path", s.layout.stateDir, "--custom-path", s.layout.customDir(), "web", "--pid", s.layout.pidPath(), "--quiet"},
+		Env:  s.env(), Dir: s.layout.stateDir, Log: s.layout.consoleLog(),
+	}
+	run := s.opts.Run
+	if run == nil {
+		run = startChild
+	}
+	p, err := run(c)
+	if err != nil {
+		return fmt.Errorf("giteaserver: start %s: %w", s.opts.Binary, err)
+	}
+	s.proc = p
+	return nil
+}
+
+// child is `gitea web` run as a plain child of this process.
+type child struct {
+	cmd     *exec.Cmd
+	exited  chan struct{} // closed when the process has exited
+	waitErr error
+}
+
+func startChild(c Command) (Process, error) {
+	console, err := os.OpenFile(c.Log, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+	if err != nil {
+		return nil, err
+	}
+	defer console.Close() // the child holds its own descriptor
+	cmd := exec.Command(c.Path, c.Args...)
+	cmd.Env, cmd.Dir = c.Env, c.Dir
 	cmd.Stdout, cmd.Stderr = console, console
 	// Own process group, so Stop can also kill the git children.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if err := cmd.Start(); err != nil {
-		return fmt.Errorf("giteaserver: start %s: %w", s.opts.Binary, err)
+		return nil, err
 	}
-	s.cmd = cmd
-	s.exited = make(chan struct{})
+	ch := &child{cmd: cmd, exited: make(chan struct{})}
 	go func() {
-		s.waitErr = cmd.Wait()
-		close(s.exited)
+		ch.waitErr = cmd.Wait()
+		close(ch.exited)
 	}()
+	return ch, nil
+}
+
+func (c *child) Pid() int                { return c.cmd.Process.Pid }
+func (c *child) Exited() <-chan struct{} { return c.exited }
+
+func (c *child) Stop(ctx context.Context) error {
+	pgid := c.cmd.Process.Pid
+	_ = syscall.Kill(pgid, syscall.SIGTERM)
+	select {
+	case <-c.exited:
+	case <-ctx.Done():
+		_ = syscall.Kill(-pgid, syscall.SIGKILL)
+		<-c.exited
+	}
+	// git processes Gitea started may still run in its group.
+	_ = syscall.Kill(-pgid, syscall.SIGKILL)
 	return nil
 }
 
@@ -283,14 +345,15 @@ func (s *Server) waitReady(ctx context.Context) error {
 	client := &http.Client{Timeout: 2 * time.Second}
 	tick := time.NewTicker(50 * time.Millisecond)
 	defer tick.Stop()
+	exited := s.proc.Exited()
 	for {
 		if v, err := fetchVersion(ctx, client, s.url); err == nil {
 			s.version = v
 			return nil
 		}
 		select {
-		case <-s.exited:
-			return fmt.Errorf("giteaserver: gitea exited during start (%v); log tail:\n%s", s.waitErr, s.LogTail())
+		case <-exited:
+			return fmt.Errorf("giteaserver: gitea exited during start; log tail:\n%s", s.LogTail())
 		case <-ctx.Done():
 			return fmt.Errorf("giteaserver: %s/api/v1/version did not answer within %s: %w; log tail:\n%s", s.url, startTimeout, ctx.Err(), s.LogTail())
 		case <-tick.C:

@@ -280,12 +280,12 @@ func (l *Lab) startArgoEarly(ctx context.Context, bins map[tools.Tool]string) (*
 // the same infra/argocd a real cluster gets, less the workloads — and runs
 // the remaining workloads as processes. It returns once the application
 // controller is ready; the components the apps do not wait on are waited
-// for by waitAPIComponents.
+// for by waitAPIComponents, and applyRoot gives it the root Application.
 //
 // On a lab that was bootstrapped before (state reused), the components
 // start at once and bootstrap re-applies the configuration beside them:
 // everything they need is already on the API server.
-func (l *Lab) startArgoCD(ctx context.Context, early *argoEarly, forgeReady <-chan error) error {
+func (l *Lab) startArgoCD(ctx context.Context, early *argoEarly) error {
 	marker := l.layout.BootstrapMarker()
 	resumed := fileExists(marker)
 	bootDone := make(chan error, 1)
@@ -320,22 +320,22 @@ func (l *Lab) startArgoCD(ctx context.Context, early *argoEarly, forgeReady <-ch
 	}
 	l.opts.Log.Info("ready", "component", "argocd-application-controller", "after", time.Since(began).Round(time.Millisecond))
 	if resumed {
-		if err := <-bootDone; err != nil {
-			return err
-		}
+		return <-bootDone
 	}
+	return nil
+}
+
+// applyRoot applies the root Application, pointed at the forge, once the
+// application controller runs, and records the lab's endpoints.
+func (l *Lab) applyRoot(ctx context.Context) error {
 	cfg, err := l.restConfig()
 	if err != nil {
-		return err
-	}
-	// root is the first thing that reads the repository.
-	if err := <-forgeReady; err != nil {
 		return err
 	}
 	if _, err := bootstrap.ApplyRoot(ctx, cfg, l.opts.RepoRoot, l.forgeRepoURL()); err != nil {
 		return fmt.Errorf("apply the root Application: %w", err)
 	}
-	if err := fsutil.WriteFileAtomic(marker, []byte(time.Now().UTC().Format(time.RFC3339)+"\n"), 0o600); err != nil {
+	if err := fsutil.WriteFileAtomic(l.layout.BootstrapMarker(), []byte(time.Now().UTC().Format(time.RFC3339)+"\n"), 0o600); err != nil {
 		return err
 	}
 	l.mu.Lock()

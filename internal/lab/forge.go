@@ -27,14 +27,15 @@ const (
 func (l *Lab) startForge(ctx context.Context, bin string, port int) error {
 	srv, err := giteaserver.Start(ctx, giteaserver.Options{
 		Binary: bin, StateDir: l.layout.Gitea(), Port: port, Logger: l.opts.Log,
+		Run: func(c giteaserver.Command) (giteaserver.Process, error) {
+			return l.superviseForge(c, port)
+		},
 	})
 	if err != nil {
 		return err
 	}
-	proc, _ := supervisor.Identify(srv.Pid())
 	l.mu.Lock()
-	l.forge, l.forgeProc = srv, proc
-	l.closers = append(l.closers, func(ctx context.Context) { _ = srv.Stop(ctx) })
+	l.forge = srv
 	l.mu.Unlock()
 	repo, err := srv.CreateRepo(ctx, ForgeOwner, ForgeRepo)
 	if err != nil {
@@ -49,6 +50,17 @@ func (l *Lab) startForge(ctx context.Context, bin string, port int) error {
 		return nil
 	}
 	return l.pushSnapshot(ctx)
+}
+
+// superviseForge runs `gitea web` under the lab's supervisor, like every
+// other component: restarted when it dies, stopped with the lab, shown by
+// 'tug lab status'. Gitea's own set-up (admin user, token) runs before,
+// once, in giteaserver.Start.
+func (l *Lab) superviseForge(c giteaserver.Command, port int) (giteaserver.Process, error) {
+	l.mu.Lock()
+	l.comps["gitea"] = component{Name: "gitea", Binary: c.Path, Args: c.Args, Env: c.Env, Dir: c.Dir, Ports: map[string]int{"http": port}}
+	l.mu.Unlock()
+	return l.sup.Start(supervisor.Spec{Name: "gitea", Path: c.Path, Args: c.Args, Env: c.Env, Dir: c.Dir, Log: c.Log})
 }
 
 func (l *Lab) forgeHasBranch(ctx context.Context, branch string) (bool, error) {

@@ -52,7 +52,7 @@ type Options struct {
 	// Log receives progress.
 	Log *slog.Logger
 	// Node is the kind of node: NodeReal (a kubelet running the pods in
-	// containers) or NodeFake (kwok; the default). See ChooseNode.
+	// containers) or NodeFake (kwok). See ChooseNode.
 	Node string
 	// NodeReason says why the node is fake, for up and status.
 	NodeReason string
@@ -74,7 +74,6 @@ type Lab struct {
 	status  Status
 	restCfg *rest.Config
 	start   time.Time
-	last    time.Time
 	stopped bool
 	bins    map[tools.Tool]string
 	argoUI  bool // bins[tools.ArgoCD] serves the web UI
@@ -82,9 +81,8 @@ type Lab struct {
 	background sync.WaitGroup
 	lock       *supervisor.Lock
 	closers    []func(context.Context) // in-process services (embedded Redis) and Gitea
-	forge      *giteaserver.Server
-	node       *realNode // nil with a fake node
-	forgeProc  supervisor.Proc
+	forge      *giteaserver.Server     // runs under sup, as "gitea"
+	node       *realNode               // nil with a fake node
 	// rolesReady returns once the API server's default RBAC roles exist,
 	// which components acting as themselves need (see apiServesAdmin).
 	// It waits once, for every caller, and not at all on a restart.
@@ -142,7 +140,7 @@ func Start(ctx context.Context, opts Options) (*Lab, error) {
 		lock.Release()
 		return nil, fmt.Errorf("revert the host changes a previous real node left: %w", err)
 	}
-	l := &Lab{opts: opts, dir: dir, layout: layout, start: time.Now(), last: time.Now(), lock: lock, self: supervisor.Self(), comps: map[string]component{}}
+	l := &Lab{opts: opts, dir: dir, layout: layout, start: time.Now(), lock: lock, self: supervisor.Self(), comps: map[string]component{}}
 	l.sup = supervisor.New(supervisor.Options{Log: opts.Log, OnChange: l.writeStatus})
 	l.status = Status{Name: opts.Name, StateDir: dir, Phase: PhaseBuilding, Supervisor: l.self.PID, SupervisorStart: l.self.Start, Kubeconfig: l.kubeconfig(), Endpoints: map[string]string{}, Node: opts.Node, NodeReason: opts.NodeReason}
 	// Written before anything else, so 'tug lab down' finds a lab that is
@@ -193,7 +191,134 @@ func (l *Lab) recordBuild(t tools.Tool, pid int) {
 	l.writeStatus()
 }
 
+// up starts the lab as a graph of named steps (see startSteps).
 func (l *Lab) up(ctx context.Context) error {
+	return runSteps(ctx, l.startSteps(), l.stepDone)
+}
+
+// startSteps are the steps of a start, each after those it needs: the
+// build, then the state (PKI, ports, kubeconfigs); then at once the forge,
+// the Argo CD parts that need no cluster, and kine with the API server;
+// the controllers, the node and Argo CD once the API serves; the root
+// Application once Argo CD and the forge are up; the apps last.
+func (l *Lab) startSteps() []step {
+	var (
+		bins  map[tools.Tool]string
+		cp    []component // kine, kube-apiserver, then those acting under their own identities
+		port  int         // the forge's
+		early *argoEarly
+	)
+	logs := func(components ...string) string {
+		s := "See its log:"
+		for _, c := range components {
+			s += " 'tug lab logs " + c + " --name " + l.opts.Name + "'"
+		}
+		return s + "."
+	}
+	steps := []step{{
+		name: "build",
+		run: func(ctx context.Context) (err error) {
+			bins, err = l.build(ctx)
+			return err
+		},
+		hint: "The build's output is in the lab's log ('tug lab logs supervisor'). Running 'tug lab up' again retries it; what was built is kept.",
+	}, {
+		name: "prepare", after: []string{"build"},
+		run: func(ctx context.Context) (err error) {
+			cp, port, err = l.prepare(ctx, bins)
+			return err
+		},
+		hint: "The lab's state folder " + l.dir + " could not be set up: check that it is writable and has space, or start afresh with 'tug lab down --delete'.",
+	}, {
+		name: "forge", after: []string{"prepare"},
+		run: func(ctx context.Context) error {
+			return l.startForge(ctx, bins[tools.Gitea], port)
+		},
+		hint: logs("gitea"),
+	}, {
+		name: "argocd-early", after: []string{"prepare"},
+		run: func(ctx context.Context) (err error) {
+			early, err = l.startArgoEarly(ctx, bins)
+			return err
+		},
+		hint: logs("argocd-repo-server"),
+	}, {
+		name: "kine", after: []string{"prepare"},
+		run:  func(ctx context.Context) error { return l.run(ctx, cp[0]) },
+		hint: logs("kine"),
+	}, {
+		name: "kube-apiserver", after: []string{"kine"},
+		run: func(ctx context.Context) error {
+			if err := l.run(ctx, cp[1]); err != nil {
+				return err
+			}
+			return l.writeAdminKubeconfigs()
+		},
+		hint: logs("kube-apiserver"),
+	}, {
+		// The controller manager, scheduler and kwok act under identities
+		// whose RBAC the API server creates in its last start-up step, a
+		// second after it starts serving: on a new cluster they start once
+		// it is done. On a restart the roles are stored, and they go ahead
+		// at once, as bootstrap does (see apiServesAdmin).
+		name: "controllers", after: []string{"kube-apiserver"},
+		run: func(ctx context.Context) error {
+			if err := l.rolesReady(); err != nil {
+				return err
+			}
+			for _, c := range cp[2:] {
+				if err := l.startComponent(c); err != nil {
+					return err
+				}
+			}
+			return nil
+		},
+		hint: logs("kube-controller-manager", "kube-scheduler"),
+	}, {
+		name: "node", after: []string{"controllers"},
+		run: func(ctx context.Context) error {
+			if l.real() {
+				return l.joinRealNode(ctx)
+			}
+			return l.ensureNode(ctx)
+		},
+		hint: logs(map[bool]string{true: "kubelet", false: "kwok"}[l.real()]),
+	}, {
+		// Once the forge has the repository, the repo-server clones it
+		// while bootstrap runs; a failure only costs the root's first
+		// comparison that clone (see prewarmRepoServer).
+		name: "repo-server-warm-up", after: []string{"forge", "argocd-early"},
+		run: func(ctx context.Context) error {
+			l.prewarmRepoServer(ctx)
+			return nil
+		},
+	}, {
+		name: "argocd", after: []string{"argocd-early", "kube-apiserver"},
+		run:  func(ctx context.Context) error { return l.startArgoCD(ctx, early) },
+		hint: logs("argocd-application-controller"),
+	}, {
+		// Root is the first thing that reads the repository.
+		name: "root", after: []string{"argocd", "forge"},
+		run:  l.applyRoot,
+		hint: logs("gitea", "argocd-repo-server"),
+	}, {
+		name: "argocd-api", after: []string{"argocd"},
+		run:  l.waitAPIComponents,
+		hint: logs("argocd-server", "argocd-applicationset-controller"),
+	}, {
+		name: "apps", after: []string{"root", "node"},
+		run:  l.waitApps,
+		hint: "'tug status --context " + ContextName(l.opts.Name) + "' shows which Application is not Synced and Healthy, and why.",
+	}}
+	if l.real() {
+		steps = append(steps, step{name: "frontends", after: []string{"apps"}, run: l.serveFrontends})
+	}
+	return steps
+}
+
+// build builds (or finds) the third-party programs; the lab is then
+// starting.
+func (l *Lab) build(ctx context.Context) (map[tools.Tool]string, error) {
 	want := tools.All
 	if l.real() {
 		want = append(append([]tools.Tool(nil), tools.All...), tools.Node...)
@@ -202,59 +327,49 @@ func (l *Lab) up(ctx context.Context) error {
 	builder := &tools.Builder{ModulesDir: t.ModulesDir, CacheDir: t.CacheDir, Log: t.Log, Building: l.recordBuild}
 	bins, err := builder.EnsureAll(ctx, want...)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	if err := l.useArgoCDUI(ctx, bins); err != nil {
-		return err
+		return nil, err
 	}
 	l.bins = bins
 	l.setPhase(PhaseStarting, nil)
-	l.timing("build")
+	return bins, nil
+}
+
+// prepare sets up the state: the PKI and every identity's certificate, the
+// ports, the control plane's components (returned in start order) and,
+// for a real node, the host. It returns the forge's port too.
+func (l *Lab) prepare(ctx context.Context, bins map[tools.Tool]string) ([]component, int, error) {
+	var err error
 	if l.pki, err = loadOrCreatePKI(l.layout.PKI()); err != nil {
-		return err
+		return nil, 0, err
 	}
 	for _, id := range identities {
 		if err := l.pki.issue(id); err != nil {
-			return err
+			return nil, 0, err
 		}
 	}
 	if l.ports, err = loadPorts(l.layout.Ports()); err != nil {
-		return err
+		return nil, 0, err
 	}
 	cp, err := l.controlPlaneComponents(bins)
 	if err != nil {
-		return err
+		return nil, 0, err
 	}
 	forgePort, err := l.ports.get("gitea")
 	if err != nil {
-		return err
+		return nil, 0, err
 	}
 	if l.real() {
 		cp = cp[:len(cp)-1] // no fake node: no kwok
 		if err := l.prepareRealNode(ctx, bins); err != nil {
-			return err
+			return nil, 0, err
 		}
 	}
 	if err := l.ports.save(l.layout.Ports()); err != nil {
-		return err
+		return nil, 0, err
 	}
-	l.timing("prepare")
-
-	// The forge does not need the cluster: start it while the API server
-	// comes up. Only the root Application needs it, and the repo-server's
-	// warm-up (see prewarmRepoServer).
-	forgeDone := make(chan error, 1)
-	l.goBackground(func() { forgeDone <- l.startForge(ctx, bins[tools.Gitea], forgePort) })
-	type earlyResult struct {
-		early *argoEarly
-		err   error
-	}
-	earlyDone := make(chan earlyResult, 1)
-	l.goBackground(func() {
-		e, err := l.startArgoEarly(ctx, bins)
-		earlyDone <- earlyResult{e, err}
-	})
-
 	restart := l.hasCluster() // before kine creates the database
 	l.rolesReady = sync.OnceValue(func() error {
 		if restart {
@@ -262,77 +377,7 @@ func (l *Lab) up(ctx context.Context) error {
 		}
 		return l.waitAPIFullyReady(ctx)
 	})
-	// kine, then the API server; the rest only need the API.
-	if err := l.run(ctx, cp[0]); err != nil {
-		return err
-	}
-	if err := l.run(ctx, cp[1]); err != nil {
-		return err
-	}
-	l.timing("api ready")
-	if err := l.writeAdminKubeconfigs(); err != nil {
-		return err
-	}
-	// The controller manager, scheduler and kwok act under identities whose
-	// RBAC the API server creates in its last start-up step, a second after
-	// it starts serving: on a new cluster they start once it is done. On a
-	// restart the roles are stored, and they go ahead at once, as bootstrap
-	// does (see apiServesAdmin).
-	nodeDone := make(chan error, 1)
-	l.goBackground(func() {
-		if err := l.rolesReady(); err != nil {
-			nodeDone <- err
-			return
-		}
-		for _, c := range cp[2:] {
-			if err := l.startComponent(c); err != nil {
-				nodeDone <- err
-				return
-			}
-		}
-		if l.real() {
-			nodeDone <- l.joinRealNode(ctx)
-			return
-		}
-		nodeDone <- l.ensureNode(ctx)
-	})
-	early := <-earlyDone
-	if early.err != nil {
-		return early.err
-	}
-	// Once the forge has the repository (the repo-server runs already), let
-	// the repo-server clone it while bootstrap runs (see prewarmRepoServer).
-	forgeReady := make(chan error, 1)
-	l.goBackground(func() {
-		err := <-forgeDone
-		if err != nil {
-			err = fmt.Errorf("forge: %w", err)
-		}
-		forgeReady <- err
-		if err == nil {
-			l.prewarmRepoServer(ctx)
-		}
-	})
-	if err := l.startArgoCD(ctx, early.early, forgeReady); err != nil {
-		return err
-	}
-	l.timing("argocd controller ready")
-	if err := <-nodeDone; err != nil {
-		return err
-	}
-	apiDone := make(chan error, 1)
-	l.goBackground(func() { apiDone <- l.waitAPIComponents(ctx) })
-	if err := l.waitApps(ctx); err != nil {
-		return err
-	}
-	if err := <-apiDone; err != nil {
-		return err
-	}
-	l.timing("apps healthy")
-	if l.real() {
-		return l.serveFrontends(ctx)
-	}
-	return nil
+	return cp, forgePort, nil
 }
 
 func (l *Lab) real() bool { return l.opts.Node == NodeReal }
@@ -407,7 +452,6 @@ func (l *Lab) snapshot() Status {
 	for k, v := range l.comps {
 		comps[k] = v
 	}
-	forge, forgeProc := l.forge, l.forgeProc
 	l.mu.Unlock()
 	s.Components = nil
 	for _, ps := range l.sup.Status() {
@@ -415,14 +459,6 @@ func (l *Lab) snapshot() Status {
 		cs := ComponentStatus{Name: ps.Name, PID: ps.PID, StartTime: ps.Start, State: string(ps.State), Ports: c.Ports, Restarts: ps.Restarts, Error: ps.Error, Log: ps.Log}
 		cs.Healthy = ps.State == supervisor.StateRunning && cs.Error == ""
 		s.Components = append(s.Components, cs)
-	}
-	if forge != nil {
-		gs := ComponentStatus{Name: "gitea", PID: forgeProc.PID, StartTime: forgeProc.Start, State: string(supervisor.StateRunning), Ports: map[string]int{"http": l.ports.lookup("gitea")}, Log: l.layout.Log("gitea")}
-		gs.Healthy = forgeProc.Alive()
-		if !gs.Healthy {
-			gs.State = string(supervisor.StateExited)
-		}
-		s.Components = append(s.Components, gs)
 	}
 	s.sortComponents()
 	return s
@@ -450,13 +486,14 @@ func (l *Lab) Supervise(ctx context.Context) {
 	}
 }
 
-func (l *Lab) timing(phase string) {
-	now := time.Now()
+// stepDone records a start step's time in the status and logs it as
+// progress.
+func (l *Lab) stepDone(name string, took time.Duration) {
+	at := time.Since(l.start)
 	l.mu.Lock()
-	l.status.Timings = append(l.status.Timings, PhaseTiming{Phase: phase, Seconds: now.Sub(l.last).Seconds()})
-	l.last = now
+	l.status.Timings = append(l.status.Timings, PhaseTiming{Phase: name, Seconds: took.Seconds(), At: at.Seconds()})
 	l.mu.Unlock()
-	l.opts.Log.Info("lab phase done", "phase", phase, "took", now.Sub(l.start).Round(10*time.Millisecond))
+	l.opts.Log.Info("lab step done", "step", name, "took", took.Round(10*time.Millisecond), "at", at.Round(10*time.Millisecond))
 	l.writeStatus()
 }
 

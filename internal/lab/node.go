@@ -15,6 +15,7 @@ import (
 	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
 
 	"github.com/tug-gitops/tug/internal/node"
 	"github.com/tug-gitops/tug/internal/tools"
@@ -24,21 +25,32 @@ import (
 const (
 	NodeReal = "real" // kubelet, containerd, runc: the product's pods really run
 	NodeFake = "fake" // kwok: pods are marked Running and Ready, nothing runs
+	NodeAuto = "auto" // real where the host allows it, else fake (the default)
 )
 
-// ChooseNode resolves the --node flag: "real" only where the host allows
-// it, else "fake" with the reason.
+// ChooseNode resolves the --node flag. "auto" is a real node where the
+// host allows one (Linux, root, the runtime's packages) and a fake one,
+// with the reason, elsewhere. "real" asked for on a host that cannot run
+// one is an error that says what is missing.
 func ChooseNode(want string) (kind, reason string, err error) {
 	switch want {
 	case NodeFake:
 		return NodeFake, "asked for (--node fake)", nil
 	case NodeReal:
 		if err := node.Check(); err != nil {
+			return "", "", fmt.Errorf("--node real: %w", err)
+		}
+		return NodeReal, "", nil
+	case NodeAuto, "":
+		if err := node.Check(); err != nil {
 			return NodeFake, err.Error(), nil
+		}
+		if node.HostTaken() {
+			return NodeFake, node.ErrHostTaken.Error(), nil
 		}
 		return NodeReal, "", nil
 	}
-	return "", "", fmt.Errorf("--node %s: use real or fake", want)
+	return "", "", fmt.Errorf("--node %s: use auto, real or fake", want)
 }
 
 // realNode is the lab's side of a real node: the prepared node, and a
@@ -154,8 +166,7 @@ func (l *Lab) serveFrontends(ctx context.Context) error {
 		if err != nil {
 			return fmt.Errorf("frontend of %s: %w", s.Namespace, err)
 		}
-		target := &url.URL{Scheme: "http", Host: net.JoinHostPort(s.Spec.ClusterIP, strconv.Itoa(int(s.Spec.Ports[0].Port)))}
-		srv := &http.Server{Handler: httputil.NewSingleHostReverseProxy(target), ReadHeaderTimeout: 10 * time.Second}
+		srv := &http.Server{Handler: frontendProxy(cs, s.Namespace, s.Name), ReadHeaderTimeout: 10 * time.Second}
 		go func() { _ = srv.Serve(ln) }()
 		l.closers = append(l.closers, func(context.Context) { srv.Close() })
 		l.mu.Lock()
@@ -165,6 +176,21 @@ func (l *Lab) serveFrontends(ctx context.Context) error {
 	_ = l.ports.save(l.layout.Ports())
 	l.writeStatus()
 	return nil
+}
+
+// frontendProxy forwards to the Service's address as it is at each
+// request: Argo CD recreates a Service whose Application was deleted and
+// synced again, and the new one has another ClusterIP.
+func frontendProxy(cs kubernetes.Interface, namespace, name string) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		s, err := cs.CoreV1().Services(namespace).Get(r.Context(), name, metav1.GetOptions{})
+		if err != nil || s.Spec.ClusterIP == "" || s.Spec.ClusterIP == "None" || len(s.Spec.Ports) == 0 {
+			http.Error(w, fmt.Sprintf("the frontend Service %s/%s has no address now (%v): is its Application synced?", namespace, name, err), http.StatusBadGateway)
+			return
+		}
+		target := &url.URL{Scheme: "http", Host: net.JoinHostPort(s.Spec.ClusterIP, strconv.Itoa(int(s.Spec.Ports[0].Port)))}
+		httputil.NewSingleHostReverseProxy(target).ServeHTTP(w, r)
+	})
 }
 
 // undoNode reverts a real node's host changes after its supervisor is

@@ -6,6 +6,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/tug-gitops/tug/internal/node"
 	"github.com/tug-gitops/tug/internal/tools"
 )
 
@@ -23,7 +24,7 @@ func TestControlPlaneLeavesRealNodesAlone(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	l := &Lab{dir: dir, pki: p, ports: ports, opts: Options{Name: "t"}}
+	l := &Lab{dir: dir, layout: Layout{Dir: dir}, pki: p, ports: ports, opts: Options{Name: "t"}}
 	cps, err := l.controlPlaneComponents(map[tools.Tool]string{})
 	if err != nil {
 		t.Fatal(err)
@@ -52,8 +53,15 @@ func TestChooseNode(t *testing.T) {
 	if k, reason, err := ChooseNode(NodeFake); err != nil || k != NodeFake || reason == "" {
 		t.Errorf("fake: %s %q %v", k, reason, err)
 	}
-	if k, reason, err := ChooseNode(NodeReal); err != nil || (k == NodeFake && reason == "") {
-		t.Errorf("real: a fake node must come with its reason: %s %q %v", k, reason, err)
+	hostErr := node.Check()
+	if hostErr == nil && node.HostTaken() {
+		hostErr = node.ErrHostTaken
+	}
+	if k, reason, err := ChooseNode(NodeAuto); err != nil || (k == NodeFake) != (hostErr != nil) || (k == NodeFake && reason != hostErr.Error()) {
+		t.Errorf("auto on a host where node.Check says %v: %s %q %v", hostErr, k, reason, err)
+	}
+	if k, _, err := ChooseNode(NodeReal); (err != nil) != (node.Check() != nil) || (err == nil && k != NodeReal) {
+		t.Errorf("real on a host where node.Check says %v: %s %v", hostErr, k, err)
 	}
 	if _, _, err := ChooseNode("virtual"); err == nil {
 		t.Error("an unknown kind is accepted")

@@ -173,10 +173,13 @@ type BuildStatus struct {
 	supervisor.Proc
 }
 
-// PhaseTiming records how long one phase of `lab up` took.
+// PhaseTiming records one step of `lab up`: how long it ran, and when it
+// was done counted from the start (steps run side by side, so the
+// durations do not add up to the start's time).
 type PhaseTiming struct {
 	Phase   string  `json:"phase"`
 	Seconds float64 `json:"seconds"`
+	At      float64 `json:"doneAt"`
 }
 
 // ComponentStatus describes one supervised process.

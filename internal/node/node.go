@@ -93,6 +93,25 @@ type Node struct {
 // Prepare checks the host, reverts what a previous run left, makes the
 // host changes the node needs (each recorded in the ledger first) and
 // writes the programs' configuration. Undo reverts it.
+//
+// One real node per host: kube-proxy's nftables tables and the kubelet's
+// port are host-wide. The holder of the abstract socket hostLock runs it;
+// the socket vanishes with its holder and leaves no file behind.
+const hostLock = "@tug-lab-real-node"
+
+// ErrHostTaken is Prepare's answer while another lab runs the real node.
+var ErrHostTaken = errors.New("another lab on this host runs a real node (only one can: kube-proxy's tables are host-wide); stop it, or use --node fake")
+
+// HostTaken reports whether a lab on this host runs a real node now.
+func HostTaken() bool {
+	c, err := net.Dial("unix", hostLock)
+	if err != nil {
+		return false
+	}
+	_ = c.Close()
+	return true
+}
+
 func Prepare(ctx context.Context, cfg Config) (*Node, error) {
 	if err := Check(); err != nil {
 		return nil, err
@@ -102,12 +121,9 @@ func Prepare(ctx context.Context, cfg Config) (*Node, error) {
 	}
 	n := &Node{cfg: cfg, Net: NetworkFor(cfg.Lab), ports: map[string]int{}}
 	n.cgroup = "/" + n.Net.Table
-	// One real node per host: kube-proxy's nftables tables and the
-	// kubelet's port are host-wide. An abstract socket is a lock that
-	// vanishes with its holder and leaves no file behind.
-	ln, err := net.Listen("unix", "@tug-lab-real-node")
+	ln, err := net.Listen("unix", hostLock)
 	if err != nil {
-		return nil, errors.New("another lab on this host runs a real node (only one can: kube-proxy's tables are host-wide); stop it, or use --node fake")
+		return nil, ErrHostTaken
 	}
 	n.lock = ln
 	ok := false

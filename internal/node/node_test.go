@@ -107,6 +107,12 @@ func needRealHost(t *testing.T) {
 	if err := Check(); err != nil {
 		t.Skip(err)
 	}
+	// Only one real node per host, and these tests compare the host
+	// before and after: they run when no lab runs one (make test runs
+	// them before the end-to-end suite, whose lab does).
+	if HostTaken() {
+		t.Skip("a lab on this host runs the real node now; these tests change the same host state")
+	}
 }
 
 func testCA(t *testing.T, dir string) (string, string) {
@@ -213,5 +219,20 @@ func TestUndoAfterKillLeavesHostAsFound(t *testing.T) {
 	}
 	if HasLedger(filepath.Join(work, "node")) {
 		t.Error("the ledger survived a complete undo")
+	}
+}
+
+// HostTaken sees the lock Prepare holds, and only while it is held.
+func TestHostTakenWhileALabHoldsTheLock(t *testing.T) {
+	ln, err := net.Listen("unix", hostLock)
+	if err != nil {
+		t.Skip("a lab on this host runs the real node now")
+	}
+	if !HostTaken() {
+		t.Error("HostTaken is false while the lock is held")
+	}
+	ln.Close()
+	if HostTaken() {
+		t.Error("HostTaken is true after the lock was let go")
 	}
 }

@@ -281,6 +281,13 @@ type Process struct {
 // Name is the process's name.
 func (p *Process) Name() string { return p.spec.Name }
 
+// Pid is the current run's process id.
+func (p *Process) Pid() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.proc.PID
+}
+
 // Status reports the process now.
 func (p *Process) Status() Status {
 	p.mu.Lock()

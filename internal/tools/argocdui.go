@@ -77,25 +77,7 @@ func (b *Builder) EnsureArgoCDUI(ctx context.Context) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	if _, err := os.Stat(path); err == nil {
-		return path, nil
-	}
-	b.semOnce.Do(func() { b.sem = make(chan struct{}, 1) })
-	select {
-	case b.sem <- struct{}{}:
-		defer func() { <-b.sem }()
-	case <-ctx.Done():
-		return "", context.Cause(ctx)
-	}
-	unlock, err := fsutil.Lock(ctx, path+".lock", true)
-	if err != nil {
-		return "", err
-	}
-	defer unlock()
-	if _, err := os.Stat(path); err == nil {
-		return path, nil
-	}
-	return path, b.buildArgoCDUI(ctx, path)
+	return b.ensureAt(ctx, path, func(ctx context.Context) error { return b.buildArgoCDUI(ctx, path) })
 }
 
 func (b *Builder) cacheDir() string {

@@ -159,6 +159,14 @@ func (b *Builder) Ensure(ctx context.Context, t Tool) (string, error) {
 	if err != nil {
 		return "", err
 	}
+	return b.ensureAt(ctx, path, func(ctx context.Context) error { return b.build(ctx, t, path) })
+}
+
+// ensureAt returns path once it exists, running build to make it when it
+// does not: one build at a time in this process, and under a file lock
+// across processes (parallel test binaries, a second tug), looking again
+// once the lock is held.
+func (b *Builder) ensureAt(ctx context.Context, path string, build func(context.Context) error) (string, error) {
 	if _, err := os.Stat(path); err == nil {
 		return path, nil
 	}
@@ -169,8 +177,6 @@ func (b *Builder) Ensure(ctx context.Context, t Tool) (string, error) {
 	case <-ctx.Done():
 		return "", context.Cause(ctx)
 	}
-	// Other processes (parallel test binaries, a second tug) may be building
-	// the same binary: take a file lock, then look again.
 	unlock, err := fsutil.Lock(ctx, path+".lock", true)
 	if err != nil {
 		return "", err
@@ -179,7 +185,7 @@ func (b *Builder) Ensure(ctx context.Context, t Tool) (string, error) {
 	if _, err := os.Stat(path); err == nil {
 		return path, nil
 	}
-	return path, b.build(ctx, t, path)
+	return path, build(ctx)
 }
 
 // EnsureAll builds every tool that is missing, one after another (the go

@@ -16,6 +16,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/tug-gitops/tug/internal/repo"
+	"github.com/tug-gitops/tug/internal/testrepo"
 )
 
 // BenchmarkValidateVsHelmKubeconform generates 1,000 services × 2 environments
@@ -115,110 +116,19 @@ func runPipeline(tools map[string]string, schemas, root string, apps []benchApp)
 	return g.Wait()
 }
 
+// generateBenchRepo writes testrepo's Helm fleet: 2×services Applications.
 func generateBenchRepo(b *testing.B, root string, services int) []benchApp {
 	b.Helper()
-	write := func(rel, content string) {
-		p := filepath.Join(root, rel)
-		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
-			b.Fatal(err)
-		}
-		if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
-			b.Fatal(err)
-		}
+	fleet, err := testrepo.HelmFleet(root, services)
+	if err != nil {
+		b.Fatal(err)
 	}
-	const repoURL = "https://example.com/bench.git"
-	write("tug.yaml", "repoURL: "+repoURL+"\n")
-	write("apps/project.yaml", `apiVersion: argoproj.io/v1alpha1
-kind: AppProject
-metadata: {name: bench, namespace: argocd}
-spec:
-  sourceRepos: [`+repoURL+`]
-  destinations: [{server: https://kubernetes.default.svc, namespace: 'svc-*'}]
-`)
-	charts := []string{"web", "api", "worker"}
-	for _, c := range charts {
-		write("charts/"+c+"/Chart.yaml", "apiVersion: v2\nname: "+c+"\nversion: 0.1.0\n")
-		write("charts/"+c+"/values.yaml", "image: {repository: ghcr.io/example/"+c+", tag: 0.1.0}\nreplicas: 1\nport: 8080\n")
-		write("charts/"+c+"/values-dev.yaml", "image: {tag: 0.2.0}\n")
-		write("charts/"+c+"/values-prod.yaml", "replicas: 3\n")
-		write("charts/"+c+"/templates/all.yaml", benchTemplate)
-	}
-	var apps []benchApp
-	for i := range services {
-		name := fmt.Sprintf("svc-%04d", i)
-		chart := "charts/" + charts[i%len(charts)]
-		var docs []string
-		for _, env := range []string{"dev", "prod"} {
-			a := benchApp{release: name, chart: chart, values: "values-" + env + ".yaml", namespace: name + "-" + env}
-			apps = append(apps, a)
-			docs = append(docs, fmt.Sprintf(`apiVersion: argoproj.io/v1alpha1
-kind: Application
-metadata: {name: %s-%s, namespace: argocd}
-spec:
-  project: bench
-  source:
-    repoURL: %s
-    path: %s
-    helm: {releaseName: %s, valueFiles: [%s]}
-  destination: {server: https://kubernetes.default.svc, namespace: %s}
-  syncPolicy: {automated: {prune: true, selfHeal: true}, retry: {limit: 3, refresh: true}}
-`, name, env, repoURL, chart, name, a.values, a.namespace))
-		}
-		write("apps/"+name+".yaml", strings.Join(docs, "---\n"))
+	apps := make([]benchApp, len(fleet))
+	for i, a := range fleet {
+		apps[i] = benchApp{release: a.Release, chart: a.Chart, values: a.ValueFile, namespace: a.Namespace}
 	}
 	return apps
 }
-
-const benchTemplate = `apiVersion: v1
-kind: ServiceAccount
-metadata:
-  name: {{ .Release.Name }}
----
-apiVersion: v1
-kind: ConfigMap
-metadata:
-  name: {{ .Release.Name }}
-data:
-  LOG_LEVEL: info
-  RELEASE: {{ .Release.Name | quote }}
----
-apiVersion: v1
-kind: Service
-metadata:
-  name: {{ .Release.Name }}
-  labels: {app: {{ .Release.Name }}}
-spec:
-  selector: {app: {{ .Release.Name }}}
-  ports:
-    - name: http
-      port: 80
-      targetPort: {{ .Values.port }}
----
-apiVersion: apps/v1
-kind: Deployment
-metadata:
-  name: {{ .Release.Name }}
-  labels: {app: {{ .Release.Name }}}
-spec:
-  replicas: {{ .Values.replicas }}
-  selector:
-    matchLabels: {app: {{ .Release.Name }}}
-  template:
-    metadata:
-      labels: {app: {{ .Release.Name }}}
-    spec:
-      serviceAccountName: {{ .Release.Name }}
-      containers:
-        - name: app
-          image: "{{ .Values.image.repository }}:{{ .Values.image.tag }}"
-          ports: [{name: http, containerPort: {{ .Values.port }}}]
-          envFrom: [{configMapRef: {name: {{ .Release.Name }}}}]
-          resources:
-            requests: {cpu: 50m, memory: 64Mi}
-            limits: {memory: 128Mi}
-          readinessProbe:
-            httpGet: {path: /healthz, port: http}
-`
 
 // writeKubeconformSchemas writes kubeconform "standalone-strict" JSON schemas
 // (refs inlined, additionalProperties false) for the named definitions, from
