@@ -167,9 +167,14 @@ func (f *Forge) OpenPullRequest(ctx context.Context, n forge.NewPullRequest) (*f
 		// Another run opened it between our look and our create (409), or
 		// the forge gave no answer in time and may have opened it anyway:
 		// either way an open pull request for this head is ours.
-		if resp != nil && resp.StatusCode == http.StatusConflict || noAnswer(err) {
+		switch {
+		case isConflict(resp):
 			if p, ferr := f.FindOpenPullRequest(ctx, n.Head, n.Base); ferr == nil && p != nil {
-				return p, !isConflict(resp), nil
+				return p, false, nil
+			}
+		case noAnswer(err):
+			if p := f.awaitOpened(ctx, n.Head, n.Base); p != nil {
+				return p, true, nil
 			}
 		}
 		return nil, false, fmt.Errorf("gitea: open pull request %s → %s on %s: %w", n.Head, n.Base, f.repo, err)
@@ -408,6 +413,30 @@ func convertComment(c *sdk.Comment) forge.Comment {
 		out.Author = c.Poster.UserName
 	}
 	return out
+}
+
+// lateOpenWait bounds the look for a pull request the forge may still be
+// opening after the client stopped waiting for its answer: the forge goes
+// on with the request, and on a loaded host that can take tens of seconds.
+const lateOpenWait = 60 * time.Second
+
+// awaitOpened looks, once a second for up to lateOpenWait, for an open pull
+// request from head to base; nil when none appeared.
+func (f *Forge) awaitOpened(ctx context.Context, head, base string) *forge.PullRequest {
+	ctx, cancel := context.WithTimeout(ctx, lateOpenWait)
+	defer cancel()
+	tick := time.NewTicker(time.Second)
+	defer tick.Stop()
+	for {
+		if p, err := f.FindOpenPullRequest(ctx, head, base); err == nil && p != nil {
+			return p
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-tick.C:
+		}
+	}
 }
 
 func isConflict(resp *sdk.Response) bool {
