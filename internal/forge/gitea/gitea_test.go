@@ -310,7 +310,7 @@ func TestBadToken(t *testing.T) {
 // failure that would leave it behind unreferenced.
 func TestOpenPullRequestAnsweredTooLateIsFound(t *testing.T) {
 	ctx := context.Background()
-	repo := seed(t, "latecreate")
+	repo := seed(t, fmt.Sprintf("latecreate-%d", time.Now().UnixNano()))
 	target, err := url.Parse(srv.URL())
 	if err != nil {
 		t.Fatal(err)
