@@ -167,11 +167,13 @@ func TestConcurrentMergesAllLand(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// Shorter than the eight merges take, so a wait that bounded the whole
-	// merge would fail; long enough for Gitea's one mergeability worker to
-	// re-check the six or seven refused PRs after a round when other test
-	// packages load the host (8 s was not: six merges gave up in one run).
-	reviewer.mergeWait = 15 * time.Second
+	// Long enough for Gitea's one mergeability worker to re-check the six
+	// or seven refused PRs after a round when other test packages load the
+	// host (8 s was not: six merges gave up in one run; 15 s was not either:
+	// five gave up in a CI run where the eight took 44 s). Under such load
+	// the eight merges take longer than this, so a wait that bounded the
+	// whole merge would fail there.
+	reviewer.mergeWait = 30 * time.Second
 	took, errs := mergeConcurrently(t, "concurrent", 8, reviewer)
 	t.Logf("8 concurrent merges took %s (mergeWait %s)", took.Round(time.Millisecond), reviewer.mergeWait)
 	for _, err := range errs {
@@ -319,9 +321,12 @@ func TestOpenPullRequestAnsweredTooLateIsFound(t *testing.T) {
 	release := make(chan struct{})
 	slow := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.Method == http.MethodPost && strings.HasSuffix(r.URL.Path, "/pulls") {
-			// Gitea does the work; its answer is held until the test ends.
+			// Gitea does the work to the end, even after the client
+			// stopped waiting (without WithoutCancel the proxy would
+			// cancel Gitea's request, which may then open nothing); its
+			// answer is held until the test ends.
 			rec := httptest.NewRecorder()
-			proxy.ServeHTTP(rec, r)
+			proxy.ServeHTTP(rec, r.WithContext(context.WithoutCancel(r.Context())))
 			<-release
 			return
 		}
