@@ -44,6 +44,9 @@ var env struct {
 	status     *lab.Status
 	cfg        *rest.Config
 	upOutput   string
+	// startMetrics is the API server's /metrics right after lab up, before
+	// any test (the fault tests restart the API server, which resets them).
+	startMetrics string
 }
 
 func TestMain(m *testing.M) {
@@ -116,6 +119,9 @@ func runWithLab(m *testing.M) (int, error) {
 	}
 	env.kubeconfig = env.status.Kubeconfig
 	if env.cfg, err = clientcmd.BuildConfigFromFlags("", env.kubeconfig); err != nil {
+		return 1, err
+	}
+	if env.startMetrics, err = apiServerMetrics(ctx); err != nil {
 		return 1, err
 	}
 	code := m.Run()
