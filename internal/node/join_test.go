@@ -218,16 +218,7 @@ func TestKubeletJoinsAndRunsTheBackend(t *testing.T) {
 	syscall.Kill(-kubelet.Process.Pid, syscall.SIGKILL)
 	n.lock.Close()
 	undone = true
-	if err := UndoDir(ctx, filepath.Join(work, "node"), nil); err != nil {
-		t.Fatal(err)
-	}
-	after, err := Snapshot(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if d := before.Diff(after); len(d) > 0 {
-		t.Fatalf("the host differs after undo:\n%s", strings.Join(d, "\n"))
-	}
+	undoFromLedgerAsFound(t, ctx, filepath.Join(work, "node"), before)
 }
 
 func waitFor(t *testing.T, ctx context.Context, timeout time.Duration, what string, f func() error, dir, log string) {

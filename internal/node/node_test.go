@@ -207,16 +207,7 @@ func TestUndoAfterKillLeavesHostAsFound(t *testing.T) {
 	cmd.Process.Signal(syscall.SIGKILL)
 	n.lock.Close()
 	released = true
-	if err := UndoDir(ctx, filepath.Join(work, "node"), nil); err != nil {
-		t.Fatal(err)
-	}
-	after, err := Snapshot(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if d := before.Diff(after); len(d) > 0 {
-		t.Fatalf("the host differs after undo:\n%s", strings.Join(d, "\n"))
-	}
+	undoFromLedgerAsFound(t, ctx, filepath.Join(work, "node"), before)
 	if HasLedger(filepath.Join(work, "node")) {
 		t.Error("the ledger survived a complete undo")
 	}
@@ -234,5 +225,21 @@ func TestHostTakenWhileALabHoldsTheLock(t *testing.T) {
 	ln.Close()
 	if HostTaken() {
 		t.Error("HostTaken is true after the lock was let go")
+	}
+}
+
+// undoFromLedgerAsFound undoes a node from its ledger alone, as lab down
+// does after a killed supervisor, and fails unless the host is as before.
+func undoFromLedgerAsFound(t *testing.T, ctx context.Context, dir string, before HostSnapshot) {
+	t.Helper()
+	if err := UndoDir(ctx, dir, nil); err != nil {
+		t.Fatal(err)
+	}
+	after, err := Snapshot(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d := before.Diff(after); len(d) > 0 {
+		t.Fatalf("the host differs after undo:\n%s", strings.Join(d, "\n"))
 	}
 }
