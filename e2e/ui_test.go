@@ -420,8 +420,11 @@ func TestUIAppDetailsResourceTree(t *testing.T) {
 		t.Fatal(err)
 	}
 	began := time.Now()
-	if err := run(ctx, 10*time.Second, chromedp.Navigate(base+"applications/argocd/backend-dev")); err != nil {
-		t.Fatal(err)
+	// Navigate returns at the page's load event, after the UI's scripts
+	// (megabytes) are fetched and run: 60 s, as for the login page, since
+	// a loaded CI host took over 10 s.
+	if err := run(ctx, 60*time.Second, chromedp.Navigate(base+"applications/argocd/backend-dev")); err != nil {
+		t.Fatalf("opening backend-dev's details page (at %s): %v\n%s", location(ctx), err, nl)
 	}
 	var kinds []string
 	err := poll(ctx, 60*time.Second, func() error {
