@@ -72,7 +72,14 @@ func OCIRegistry(t testing.TB, archive, name, version string) string {
 	t.Helper()
 	srv := httptest.NewServer(registry.New(registry.Logger(log.New(io.Discard, "", 0))))
 	t.Cleanup(srv.Close)
-	host := strings.TrimPrefix(srv.URL, "http://")
+	repoURL := "oci://" + strings.TrimPrefix(srv.URL, "http://") + "/charts"
+	PushOCI(t, repoURL, archive, name, version)
+	return repoURL
+}
+
+// PushOCI pushes another chart archive to a registry OCIRegistry started.
+func PushOCI(t testing.TB, repoURL, archive, name, version string) {
+	t.Helper()
 	client, err := helmregistry.NewClient(helmregistry.ClientOptPlainHTTP(), helmregistry.ClientOptWriter(&bytes.Buffer{}))
 	if err != nil {
 		t.Fatal(err)
@@ -81,8 +88,7 @@ func OCIRegistry(t testing.TB, archive, name, version string) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := client.Push(data, host+"/charts/"+name+":"+version); err != nil {
+	if _, err := client.Push(data, strings.TrimPrefix(repoURL, "oci://")+"/"+name+":"+version); err != nil {
 		t.Fatalf("push to the test registry: %v", err)
 	}
-	return "oci://" + host + "/charts"
 }
