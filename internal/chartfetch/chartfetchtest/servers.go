@@ -70,11 +70,25 @@ func HelmRepo(t testing.TB, dir string) (*httptest.Server, *atomic.Int64) {
 // (oci://host/charts) Argo CD would name.
 func OCIRegistry(t testing.TB, archive, name, version string) string {
 	t.Helper()
-	srv := httptest.NewServer(registry.New(registry.Logger(log.New(io.Discard, "", 0))))
+	repoURL, _ := OCIRegistryHits(t, archive, name, version)
+	return repoURL
+}
+
+// OCIRegistryHits is OCIRegistry, and counts the requests made after the
+// push.
+func OCIRegistryHits(t testing.TB, archive, name, version string) (string, *atomic.Int64) {
+	t.Helper()
+	reg := registry.New(registry.Logger(log.New(io.Discard, "", 0)))
+	var hits atomic.Int64
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		hits.Add(1)
+		reg.ServeHTTP(w, r)
+	}))
 	t.Cleanup(srv.Close)
 	repoURL := "oci://" + strings.TrimPrefix(srv.URL, "http://") + "/charts"
 	PushOCI(t, repoURL, archive, name, version)
-	return repoURL
+	hits.Store(0)
+	return repoURL, &hits
 }
 
 // PushOCI pushes another chart archive to a registry OCIRegistry started.
