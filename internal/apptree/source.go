@@ -171,11 +171,24 @@ func (b *builder) renderKustomize(app *repo.Application, i int, src v1alpha1.App
 	sp := sourcePath(app, i)
 	// Online, kustomize's own loader fetches remote bases and components
 	// (git clones into a temporary directory, as Argo CD's kustomize does).
-	if refs := render.KustomizeRemoteRefs(dir); len(refs) > 0 && !b.opts.Online {
-		for _, ref := range refs {
+	// helmCharts that are not vendored are not fetched even online:
+	// kustomize's inflator would `helm pull` them into the checkout.
+	reported := false
+	for _, ref := range render.KustomizeRemoteRefs(dir) {
+		switch {
+		case ref.HelmChart:
+			home := b.r.Rel(filepath.Join(filepath.Dir(ref.Kustomization), ref.ChartHome))
+			ps.add("source.remote", repo.Position{File: b.r.Rel(ref.Kustomization)},
+				"vendor it under "+home+" (helm pull --untar --untardir "+home+"): kustomize would download it into the checkout, which tug does not let it do, even with --online",
+				"Application %s: the kustomization's helmCharts needs %s from the network; the build is not checked", app.Describe(), ref.URL)
+			reported = true
+		case !b.opts.Online:
 			ps.add("source.remote", repo.Position{File: b.r.Rel(ref.Kustomization)}, OnlineHint,
 				"Application %s: the kustomization needs %s from the network; the build is not checked offline", app.Describe(), ref.URL)
+			reported = true
 		}
+	}
+	if reported {
 		return
 	}
 	opts := render.KustomizeOptions{BuildOptions: strings.TrimSpace(b.r.ArgoCDConfig["kustomize.buildOptions"] + " " + b.opts.KustomizeBuildOptions)}

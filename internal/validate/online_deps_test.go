@@ -257,3 +257,52 @@ func hashTree(t *testing.T, root string) string {
 	}
 	return hex.EncodeToString(h.Sum(nil))
 }
+
+// TestOnlineKustomizeHelmChartsNotFetched: a kustomization's helmCharts
+// chart that is not vendored would be `helm pull`ed by kustomize into the
+// checkout, so it stays source.remote even with --online (and the hint
+// says to vendor it, not to run with --online); the chart repository is
+// not asked and the checkout does not change.
+func TestOnlineKustomizeHelmChartsNotFetched(t *testing.T) {
+	charts := t.TempDir()
+	chartfetchtest.PackageChart(t, charts, "web", "1.0.0", onlineConfigMap)
+	helmRepo, hits := chartfetchtest.HelmRepo(t, charts)
+	root := t.TempDir()
+	writeTestFile(t, root, "tug.yaml", "repoURL: https://github.com/acme/platform.git\n")
+	writeTestFile(t, root, "apps/web.yaml", `apiVersion: argoproj.io/v1alpha1
+kind: Application
+metadata: {name: web, namespace: argocd}
+spec:
+  project: default
+  source: {repoURL: https://github.com/acme/platform.git, path: web}
+  destination: {server: https://kubernetes.default.svc, namespace: web}
+`)
+	writeTestFile(t, root, "web/kustomization.yaml", "helmCharts:\n  - {name: web, repo: "+helmRepo.URL+", version: 1.0.0, releaseName: web}\n")
+	before := hashTree(t, root)
+	for _, online := range []bool{false, true} {
+		r, err := repo.Load(root)
+		if err != nil {
+			t.Fatal(err)
+		}
+		tree, err := apptree.Build(context.Background(), r, apptree.Options{Online: online, Charts: &chartfetch.Cache{Dir: t.TempDir()}, KustomizeBuildOptions: "--enable-helm"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		res, err := Check(context.Background(), tree, Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		found := false
+		for _, f := range res.Findings {
+			t.Logf("online %v: %s (hint: %s)", online, f, f.Hint)
+			found = found || f.Rule == "source.remote" && f.Pos.File == "web/kustomization.yaml" &&
+				strings.Contains(f.Hint, "vendor it under web/charts") && !strings.Contains(f.Hint, "run with --online")
+		}
+		if !found || res.Count(Warning) != 0 {
+			t.Errorf("online %v: want source.remote at web/kustomization.yaml with the vendoring hint and no warnings", online)
+		}
+	}
+	if hits.Load() != 0 || hashTree(t, root) != before {
+		t.Errorf("%d requests to the chart repository (want 0); checkout changed: %v", hits.Load(), hashTree(t, root) != before)
+	}
+}
