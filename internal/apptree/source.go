@@ -308,6 +308,12 @@ func (b *builder) renderHelm(ctx context.Context, app *repo.Application, i int, 
 			out.origins = append(out.origins, rel)
 		}
 	}
+	for _, d := range deps { // a file:// dependency's defaults are in the repository
+		p := filepath.Join(d, "values.yaml")
+		if rel := inRepo(p); rel != "" {
+			out.origins = append(out.origins, rel)
+		}
+	}
 	for _, o := range objs {
 		out.Objects = append(out.Objects, o.Object)
 		t := ""
@@ -335,11 +341,19 @@ func (b *builder) dependencies(ctx context.Context, app *repo.Application, appPo
 		if pos.File == ".." || strings.HasPrefix(pos.File, "../") {
 			pos = appPos // a fetched chart, in the cache
 		}
+		if local, ok := strings.CutPrefix(d.Repository, "file://"); ok {
+			// helm dependency build copies it from the checkout: no network.
+			p := filepath.Join(dir, filepath.FromSlash(local))
+			if rel := b.r.Rel(p); rel != ".." && !strings.HasPrefix(rel, "../") && exists(filepath.Join(p, "Chart.yaml")) {
+				dirs = append(dirs, p)
+				continue
+			}
+		}
 		fetchable := strings.HasPrefix(d.Repository, "https://") || strings.HasPrefix(d.Repository, "http://") || strings.HasPrefix(d.Repository, "oci://")
 		if !fetchable {
 			hint := "write the repository's URL (https:// or oci://) in Chart.yaml: Argo CD knows no helm repo names, and tug cannot fetch this one"
 			if strings.HasPrefix(d.Repository, "file://") {
-				hint = "run `helm dependency build " + b.r.Rel(dir) + "` and commit charts/: tug does not resolve file:// dependencies"
+				hint = "the file:// path (relative to the chart) must be a chart directory in this repository; helm dependency build fails on it otherwise"
 			}
 			ps.add("source.remote", pos, hint,
 				"Application %s: chart dependency %s %s from %q is not in %s/charts; it renders without it", app.Describe(), d.Name, dependencyVersion(d), d.Repository, b.r.Rel(dir))

@@ -42,7 +42,8 @@ type HelmOptions struct {
 	APIVersions []string
 	// Dependencies are directories of charts attached as subcharts before
 	// rendering, in memory (the chart's own charts/ is not written): the
-	// missing dependencies `helm dependency build` would have downloaded.
+	// missing dependencies `helm dependency build` would have downloaded
+	// or copied (file://).
 	// Helm's own processing then applies their condition, tags and alias.
 	Dependencies []string
 }

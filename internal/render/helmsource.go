@@ -10,6 +10,7 @@ import (
 
 	"helm.sh/helm/v3/pkg/chart"
 	"helm.sh/helm/v3/pkg/chart/loader"
+	"helm.sh/helm/v3/pkg/chartutil"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 )
 
@@ -36,7 +37,11 @@ func HelmWithSources(ctx context.Context, chartDir string, opts HelmOptions) ([]
 	// Templates of attached dependencies are in their own directories.
 	attached := map[string]string{}
 	for _, d := range opts.Dependencies {
-		attached["charts/"+filepath.Base(d)+"/"] = d
+		name := filepath.Base(d)
+		if meta, err := chartutil.LoadChartfile(filepath.Join(d, "Chart.yaml")); err == nil {
+			name = meta.Name
+		}
+		attached["charts/"+name+"/"] = d
 	}
 	var out []HelmTemplated
 	for _, doc := range docSepRE.Split(manifest, -1) {

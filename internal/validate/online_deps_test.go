@@ -88,7 +88,12 @@ dependencies:
     repository: `+ociURL+`
     alias: redis
     condition: redis.enabled
+  - name: lib
+    version: 0.1.0
+    repository: file://../lib
 `)
+	writeTestFile(t, root, "charts/lib/Chart.yaml", "apiVersion: v2\nname: lib\nversion: 0.1.0\n")
+	writeTestFile(t, root, "charts/lib/templates/cm.yaml", "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: '{{ .Release.Name }}-lib'}\ndata: {a: b}\n")
 	writeTestFile(t, root, "charts/shop/Chart.lock", `dependencies:
 - name: db
   repository: `+helmRepo.URL+`
@@ -144,7 +149,7 @@ spec:
 	}
 	has := func(res *Result, rule, file string, line int, text string) bool {
 		for _, f := range res.Findings {
-			if f.Rule == rule && f.Pos.File == file && (line == 0 || f.Pos.Line == line) && strings.Contains(f.Message+" "+f.Hint, text) {
+			if f.Rule == rule && (file == "" || f.Pos.File == file) && (line == 0 || f.Pos.Line == line) && strings.Contains(f.Message+" "+f.Hint, text) {
 				return true
 			}
 		}
@@ -152,7 +157,16 @@ spec:
 	}
 
 	t.Run("offline", func(t *testing.T) {
-		_, res := build(false, nil)
+		tree, res := build(false, nil)
+		lib := false
+		for _, n := range tree.Nodes {
+			for _, o := range n.Objects() {
+				lib = lib || n.App.Name == "shop" && o.GetName() == "shop-lib"
+			}
+		}
+		if !lib || has(res, "source.remote", "", 0, "lib") {
+			t.Errorf("the file:// dependency lib was not rendered from the checkout offline")
+		}
 		for _, want := range []struct {
 			file string
 			line int
