@@ -35,6 +35,9 @@ type Cache struct {
 	mu    sync.Mutex
 	locks map[string]*sync.Mutex
 	files map[string]bool // URLs File downloaded or revalidated
+	// charts are the cache keys Fetch resolved through this Cache: a
+	// constraint is resolved once per Cache (one run), not per Application.
+	charts map[string]bool
 }
 
 // DefaultDir is $XDG_CACHE_HOME/tug/charts (or ~/.cache/tug/charts).
@@ -62,7 +65,10 @@ func (c *Cache) Fetch(ctx context.Context, repoURL, chart, version string) (stri
 	if _, err := semver.StrictNewVersion(strings.TrimPrefix(version, "v")); err == nil {
 		exact = true
 	}
-	if _, err := os.Stat(filepath.Join(dir, "Chart.yaml")); err == nil && exact {
+	c.mu.Lock()
+	done := c.charts[key]
+	c.mu.Unlock()
+	if _, err := os.Stat(filepath.Join(dir, "Chart.yaml")); err == nil && (exact || done) {
 		return dir, nil
 	}
 	if err := ctx.Err(); err != nil {
@@ -100,6 +106,12 @@ func (c *Cache) Fetch(ctx context.Context, repoURL, chart, version string) (stri
 	if err := os.Rename(tmp, dest); err != nil {
 		return "", err
 	}
+	c.mu.Lock()
+	if c.charts == nil {
+		c.charts = map[string]bool{}
+	}
+	c.charts[key] = true
+	c.mu.Unlock()
 	return dir, nil
 }
 

@@ -48,6 +48,20 @@ func TestFetchFromHelmRepository(t *testing.T) {
 		t.Fatal(err)
 	}
 	assertChart(t, dir, "web", "1.3.0")
+	before = hits.Load()
+	if _, err := c.Fetch(context.Background(), srv.URL, "web", "~1.2 || ^1.3"); err != nil {
+		t.Fatal(err)
+	}
+	if hits.Load() != before {
+		t.Errorf("a constraint was resolved twice within one Cache (%d more requests)", hits.Load()-before)
+	}
+	before = hits.Load()
+	if _, err := (&Cache{Dir: c.Dir}).Fetch(context.Background(), srv.URL, "web", "~1.2 || ^1.3"); err != nil {
+		t.Fatal(err)
+	}
+	if hits.Load() == before {
+		t.Errorf("a new run did not resolve the constraint again")
+	}
 	if _, err := c.Fetch(context.Background(), srv.URL, "web", "9.9.9"); err == nil || !strings.Contains(err.Error(), `version "9.9.9" is not in`) {
 		t.Errorf("a missing version: %v", err)
 	}
