@@ -39,10 +39,14 @@ manifests against the Kubernetes 1.34 schema (plus CRDs in the repo), and
 conflicts between Applications of one tree.
 
 No cluster is used and no network connection is opened: charts from Helm
-repositories, remote kustomize bases and the like are reported as
-source.remote (info). With --online, charts from Helm repositories and OCI
-registries are fetched with the Helm SDK into $XDG_CACHE_HOME/tug/charts
-(an exact version is fetched once) and what they render is checked. YAML files no Application reads are not errors.
+repositories and OCI registries, remote kustomize bases, remote value files
+and chart dependencies missing from charts/ are reported as source.remote
+(info) with their URL. With --online they are fetched — charts and
+dependencies with the Helm SDK (Chart.lock's versions when present) and
+value files over http(s) into $XDG_CACHE_HOME/tug/charts (an exact chart
+version is fetched once), remote bases by kustomize's loader into a
+temporary clone — never into the checkout, and what they render is
+checked. YAML files no Application reads are not errors.
 
 The repository root is the nearest directory at or above PATH holding tug.yaml
 or .git. Which sources are "this repository": tug.yaml's repoURL, else the
@@ -63,7 +67,8 @@ Exit status: 0 clean (info and, without --strict, warnings allowed),
   # Argo CD's argocd-cm (elsewhere) sets kustomize.buildOptions: --enable-helm
   tug validate --enable-helm .
 
-  # Also fetch and check the charts Applications take from Helm repositories
+  # Also fetch and check Helm-repository and OCI charts, missing chart
+  # dependencies, remote value files and remote kustomize bases
   tug validate --online .
 
   # Machine-readable results, or SARIF for GitHub code scanning
@@ -114,7 +119,7 @@ Exit status: 0 clean (info and, without --strict, warnings allowed),
 	cmd.Flags().BoolVar(&strict, "strict", false, "treat warnings as errors")
 	cmd.Flags().BoolVar(&listRules, "list-rules", false, "list every rule ID with its severity and meaning, then exit")
 	cmd.Flags().BoolVar(&enableHelm, "enable-helm", false, "build Kustomize helmCharts, as Argo CD does when argocd-cm's kustomize.buildOptions has --enable-helm (for an argocd-cm kept outside the repository); needs helm on PATH")
-	cmd.Flags().BoolVar(&online, "online", false, "fetch charts from Helm repositories and OCI registries (Helm SDK, cached in $XDG_CACHE_HOME/tug/charts) and check what they render; without it no network connection is opened")
+	cmd.Flags().BoolVar(&online, "online", false, "fetch Helm-repository and OCI charts, missing chart dependencies and remote value files (cached in $XDG_CACHE_HOME/tug/charts) and remote kustomize bases, and check what they render; without it no network connection is opened")
 	cmd.Flags().StringArrayVar(&roots, "root", nil, "a YAML file holding a root Application or ApplicationSet applied outside the repository (repeatable)")
 	return cmd
 }

@@ -109,10 +109,13 @@ func TestValidateOpensNoConnection(t *testing.T) {
     path: helmcharts`),
 		"apps/umbrella.yaml": app("umbrella", `
     repoURL: https://github.com/acme/offline.git
-    path: charts/umbrella`),
+    path: charts/umbrella
+    helm:
+      valueFiles: [values.yaml, `+url+`/values/umbrella.yaml]`),
 		"overlays/dev/kustomization.yaml": "resources:\n  - " + url + "/acme/base.git//deploy?ref=v1\n  - github.com/acme/base//deploy?ref=v1\n",
 		"helmcharts/kustomization.yaml":   "helmCharts:\n  - name: redis\n    repo: " + url + "/charts\n    version: 1.0.0\n",
-		"charts/umbrella/Chart.yaml":      "apiVersion: v2\nname: umbrella\nversion: 0.1.0\ndependencies:\n  - name: db\n    version: 1.0.0\n    repository: " + url + "/charts\n",
+		"charts/umbrella/Chart.yaml":      "apiVersion: v2\nname: umbrella\nversion: 0.1.0\ndependencies:\n  - name: db\n    version: 1.0.0\n    repository: " + url + "/charts\n  - name: cache\n    version: ~0.4.0\n    repository: oci://" + addr + "/charts\n",
+		"charts/umbrella/values.yaml":     "{}\n",
 		"apps/appset.yaml": `apiVersion: argoproj.io/v1alpha1
 kind: ApplicationSet
 metadata:
@@ -169,7 +172,7 @@ spec:
 		t.Fatalf("output is not JSON: %v\n%s", err, out)
 	}
 	for _, want := range []string{url + "/charts", addr + "/charts", url + "/values/web.yaml", url + "/acme/base.git//deploy?ref=v1",
-		"github.com/acme/base//deploy?ref=v1", url + "/charts/redis", "db 1.0.0 from " + url + "/charts", url + "/other.git", "scmProvider"} {
+		"github.com/acme/base//deploy?ref=v1", url + "/charts/redis", "db 1.0.0 from " + url + "/charts", "cache ~0.4.0 from oci://" + addr + "/charts", url + "/values/umbrella.yaml", url + "/other.git", "scmProvider"} {
 		found := false
 		for _, f := range res.Findings {
 			if strings.Contains(f.Message, want) && f.Severity == "info" {

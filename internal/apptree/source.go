@@ -15,12 +15,15 @@ import (
 	"github.com/argoproj/argo-cd/v3/util/git"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 
+	"github.com/tug-gitops/tug/internal/chartfetch"
 	"github.com/tug-gitops/tug/internal/render"
 	"github.com/tug-gitops/tug/internal/repo"
 )
 
-// OnlineHint ends every source.remote message: what would fetch it.
-const OnlineHint = "not fetched: validation is offline and opens no network connection; run with --online to fetch Helm-repository and OCI charts"
+// OnlineHint ends the source.remote messages of what --online fetches:
+// Helm-repository and OCI charts, remote kustomize bases, remote value
+// files and missing chart dependencies.
+const OnlineHint = "not fetched: validation is offline and opens no network connection; run with --online to fetch it"
 
 // problems collects one node's findings while it renders in parallel.
 type problems []repo.Problem
@@ -103,7 +106,7 @@ func (b *builder) renderSource(ctx context.Context, app *repo.Application, i int
 	if src.Chart != "" {
 		ps.add("source.remote", app.ValuePos(b.r.Root, sp+".chart", src.Chart), OnlineHint,
 			"Application %s: chart %s %s from %s is downloaded by Argo CD and is not rendered offline", app.Describe(), src.Chart, src.TargetRevision, src.RepoURL)
-		b.checkValueFiles(app, i, src, "", ps)
+		b.checkValueFiles(ctx, app, i, src, "", ps)
 		return out
 	}
 	if !IsLocal(b.r, src) {
@@ -168,11 +171,24 @@ func (b *builder) renderKustomize(app *repo.Application, i int, src v1alpha1.App
 	sp := sourcePath(app, i)
 	// Online, kustomize's own loader fetches remote bases and components
 	// (git clones into a temporary directory, as Argo CD's kustomize does).
-	if refs := render.KustomizeRemoteRefs(dir); len(refs) > 0 && !b.opts.Online {
-		for _, ref := range refs {
+	// helmCharts that are not vendored are not fetched even online:
+	// kustomize's inflator would `helm pull` them into the checkout.
+	reported := false
+	for _, ref := range render.KustomizeRemoteRefs(dir) {
+		switch {
+		case ref.HelmChart:
+			home := b.r.Rel(filepath.Join(filepath.Dir(ref.Kustomization), ref.ChartHome))
+			ps.add("source.remote", repo.Position{File: b.r.Rel(ref.Kustomization)},
+				"vendor it under "+home+" (helm pull --untar --untardir "+home+"): kustomize would download it into the checkout, which tug does not let it do, even with --online",
+				"Application %s: the kustomization's helmCharts needs %s from the network; the build is not checked", app.Describe(), ref.URL)
+			reported = true
+		case !b.opts.Online:
 			ps.add("source.remote", repo.Position{File: b.r.Rel(ref.Kustomization)}, OnlineHint,
 				"Application %s: the kustomization needs %s from the network; the build is not checked offline", app.Describe(), ref.URL)
+			reported = true
 		}
+	}
+	if reported {
 		return
 	}
 	opts := render.KustomizeOptions{BuildOptions: strings.TrimSpace(b.r.ArgoCDConfig["kustomize.buildOptions"] + " " + b.opts.KustomizeBuildOptions)}
@@ -247,7 +263,7 @@ func toMaps[T any](items []T) []map[string]any {
 func (b *builder) renderHelm(ctx context.Context, app *repo.Application, i int, src v1alpha1.ApplicationSource, dir string, out *Source, ps *problems) {
 	sp := sourcePath(app, i)
 	opts := render.HelmOptions{ReleaseName: app.Name, Namespace: app.Spec.Destination.Namespace}
-	valueFiles, ok := b.checkValueFiles(app, i, src, dir, ps)
+	valueFiles, ok := b.checkValueFiles(ctx, app, i, src, dir, ps)
 	if !ok {
 		out.Failed = true
 		return
@@ -268,13 +284,12 @@ func (b *builder) renderHelm(ctx context.Context, app *repo.Application, i int, 
 			opts.Parameters = append(opts.Parameters, render.HelmParameter{Name: p.Name, Value: p.Value, ForceString: p.ForceString})
 		}
 	}
-	if deps, err := render.MissingDependencies(dir); err == nil {
-		for _, d := range deps {
-			ps.add("source.remote", repo.Position{File: b.r.Rel(filepath.Join(dir, "Chart.yaml"))},
-				"run `helm dependency build "+b.r.Rel(dir)+"` and commit charts/, or accept that Argo CD downloads it; "+OnlineHint,
-				"Application %s: chart dependency %s %s from %s is not in %s/charts; it renders without it", app.Describe(), d.Name, d.Version, d.Repository, b.r.Rel(dir))
-		}
+	deps, ok := b.dependencies(ctx, app, app.FieldPos(sp), dir, ps)
+	if !ok {
+		out.Failed = true
+		return
 	}
+	opts.Dependencies = deps
 	objs, err := render.HelmWithSources(ctx, dir, opts)
 	if err != nil {
 		b.renderFailed(out, app, sp, err, ps)
@@ -293,6 +308,12 @@ func (b *builder) renderHelm(ctx context.Context, app *repo.Application, i int, 
 			out.origins = append(out.origins, rel)
 		}
 	}
+	for _, d := range deps { // a file:// dependency's defaults are in the repository
+		p := filepath.Join(d, "values.yaml")
+		if rel := inRepo(p); rel != "" {
+			out.origins = append(out.origins, rel)
+		}
+	}
 	for _, o := range objs {
 		out.Objects = append(out.Objects, o.Object)
 		t := ""
@@ -303,11 +324,93 @@ func (b *builder) renderHelm(ctx context.Context, app *repo.Application, i int, 
 	}
 }
 
+// dependencies handles a chart's dependencies that charts/ does not carry,
+// which Argo CD's `helm dependency build` downloads: offline they are
+// source.remote and the chart renders without them; online they are
+// fetched into the cache (Chart.lock's version, else Chart.yaml's version
+// or range) and returned for rendering, the checkout left as it is. ok is
+// false when one cannot be fetched.
+func (b *builder) dependencies(ctx context.Context, app *repo.Application, appPos repo.Position, dir string, ps *problems) (dirs []string, ok bool) {
+	deps, err := render.MissingDependencies(dir)
+	if err != nil {
+		return nil, true // the render reports the chart that does not load
+	}
+	chartYAML := filepath.Join(dir, "Chart.yaml")
+	for _, d := range deps {
+		pos := repo.Position{File: b.r.Rel(chartYAML), Line: dependencyLine(chartYAML, d.Name)}
+		if pos.File == ".." || strings.HasPrefix(pos.File, "../") {
+			pos = appPos // a fetched chart, in the cache
+		}
+		if local, ok := strings.CutPrefix(d.Repository, "file://"); ok {
+			// helm dependency build copies it from the checkout: no network.
+			p := filepath.Join(dir, filepath.FromSlash(local))
+			if rel := b.r.Rel(p); rel != ".." && !strings.HasPrefix(rel, "../") && exists(filepath.Join(p, "Chart.yaml")) {
+				dirs = append(dirs, p)
+				continue
+			}
+		}
+		fetchable := strings.HasPrefix(d.Repository, "https://") || strings.HasPrefix(d.Repository, "http://") || strings.HasPrefix(d.Repository, "oci://")
+		if !fetchable {
+			hint := "write the repository's URL (https:// or oci://) in Chart.yaml: Argo CD knows no helm repo names, and tug cannot fetch this one"
+			if strings.HasPrefix(d.Repository, "file://") {
+				hint = "the file:// path (relative to the chart) must be a chart directory in this repository; helm dependency build fails on it otherwise"
+			}
+			ps.add("source.remote", pos, hint,
+				"Application %s: chart dependency %s %s from %q is not in %s/charts; it renders without it", app.Describe(), d.Name, dependencyVersion(d), d.Repository, b.r.Rel(dir))
+			continue
+		}
+		if !b.opts.Online {
+			ps.add("source.remote", pos,
+				"run `helm dependency build "+b.r.Rel(dir)+"` and commit charts/, or accept that Argo CD downloads it; "+OnlineHint,
+				"Application %s: chart dependency %s %s from %s is not in %s/charts; it renders without it", app.Describe(), d.Name, dependencyVersion(d), d.Repository, b.r.Rel(dir))
+			continue
+		}
+		cdir, err := b.opts.Charts.Fetch(ctx, d.Repository, d.Name, d.Wanted())
+		if err != nil {
+			ps.add("source.render-failed", pos, "check the dependency's name, version and repository (Chart.lock's version wins when there is one); tug fetched it with --online",
+				"Application %s: chart dependency %s %s from %s: %v", app.Describe(), d.Name, dependencyVersion(d), d.Repository, err)
+			return nil, false
+		}
+		dirs = append(dirs, cdir)
+	}
+	return dirs, true
+}
+
+// dependencyVersion is Chart.yaml's version of d, and Chart.lock's.
+func dependencyVersion(d render.MissingDependency) string {
+	if d.Locked != "" && d.Locked != d.Version {
+		return d.Version + " (Chart.lock: " + d.Locked + ")"
+	}
+	return d.Version
+}
+
+// dependencyLine is the line of Chart.yaml's dependency entry named name
+// (0 when not found).
+func dependencyLine(chartYAML, name string) int {
+	data, err := os.ReadFile(chartYAML)
+	if err != nil {
+		return 0
+	}
+	in := false
+	for i, line := range strings.Split(string(data), "\n") {
+		t := strings.TrimSpace(line)
+		switch {
+		case strings.HasPrefix(line, "dependencies:"):
+			in = true
+		case in && line != "" && line[0] != ' ' && line[0] != '-' && line[0] != '#':
+			in = false
+		case in && strings.TrimPrefix(strings.TrimPrefix(t, "- "), " ") == "name: "+name:
+			return i + 1
+		}
+	}
+	return 0
+}
+
 // checkValueFiles resolves helm.valueFiles as Argo CD does and reports the
 // missing ones; chartDir is "" for a chart from a Helm repository (only
 // $ref value files can be checked then). ok is false when rendering must
 // stop (a missing file Argo CD would fail on).
-func (b *builder) checkValueFiles(app *repo.Application, i int, src v1alpha1.ApplicationSource, chartDir string, ps *problems) ([]string, bool) {
+func (b *builder) checkValueFiles(ctx context.Context, app *repo.Application, i int, src v1alpha1.ApplicationSource, chartDir string, ps *problems) ([]string, bool) {
 	h := src.Helm
 	if h == nil {
 		return nil, true
@@ -318,8 +421,24 @@ func (b *builder) checkValueFiles(app *repo.Application, i int, src v1alpha1.App
 	for j, vf := range h.ValueFiles {
 		field := fmt.Sprintf("%s.helm.valueFiles[%d]", sp, j)
 		if strings.Contains(vf, "://") {
-			ps.add("source.remote", app.ValuePos(b.r.Root, field, vf), OnlineHint,
-				"Application %s: value file %s is downloaded by Argo CD and is not checked offline", app.Describe(), vf)
+			if !b.opts.Online {
+				ps.add("source.remote", app.ValuePos(b.r.Root, field, vf), OnlineHint,
+					"Application %s: value file %s is downloaded by Argo CD and is not checked offline", app.Describe(), vf)
+				continue
+			}
+			p, err := b.opts.Charts.File(ctx, vf)
+			switch {
+			case chartfetch.IsNotFound(err):
+				ps.add("source.values-missing", app.ValuePos(b.r.Root, field, vf), "check the URL; Argo CD's helm fails on it the same way",
+					"Application %s: value file %s not found: %v", app.Describe(), vf, err)
+				ok = false
+			case err != nil:
+				ps.add("source.render-failed", app.ValuePos(b.r.Root, field, vf), "check the URL and that the server answers; tug fetched it with --online",
+					"Application %s: value file %s: %v", app.Describe(), vf, err)
+				ok = false
+			default:
+				files = append(files, p)
+			}
 			continue
 		}
 		var p string

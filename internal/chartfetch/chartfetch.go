@@ -28,12 +28,16 @@ import (
 const timeout = 2 * time.Minute
 
 // Cache holds expanded charts under Dir, one folder per repository, chart
-// and version.
+// and version, and downloaded value files under Dir/files.
 type Cache struct {
 	Dir string
 
 	mu    sync.Mutex
 	locks map[string]*sync.Mutex
+	files map[string]bool // URLs File downloaded or revalidated
+	// charts are the cache keys Fetch resolved through this Cache: a
+	// constraint is resolved once per Cache (one run), not per Application.
+	charts map[string]bool
 }
 
 // DefaultDir is $XDG_CACHE_HOME/tug/charts (or ~/.cache/tug/charts).
@@ -61,7 +65,10 @@ func (c *Cache) Fetch(ctx context.Context, repoURL, chart, version string) (stri
 	if _, err := semver.StrictNewVersion(strings.TrimPrefix(version, "v")); err == nil {
 		exact = true
 	}
-	if _, err := os.Stat(filepath.Join(dir, "Chart.yaml")); err == nil && exact {
+	c.mu.Lock()
+	done := c.charts[key]
+	c.mu.Unlock()
+	if _, err := os.Stat(filepath.Join(dir, "Chart.yaml")); err == nil && (exact || done) {
 		return dir, nil
 	}
 	if err := ctx.Err(); err != nil {
@@ -99,6 +106,12 @@ func (c *Cache) Fetch(ctx context.Context, repoURL, chart, version string) (stri
 	if err := os.Rename(tmp, dest); err != nil {
 		return "", err
 	}
+	c.mu.Lock()
+	if c.charts == nil {
+		c.charts = map[string]bool{}
+	}
+	c.charts[key] = true
+	c.mu.Unlock()
 	return dir, nil
 }
 
@@ -135,12 +148,41 @@ func pullOCI(repoURL, chart, version string) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
+	if _, err := semver.StrictNewVersion(strings.TrimPrefix(version, "v")); err != nil {
+		// A constraint (a dependency's "~1.2.0"): the newest tag that
+		// satisfies it, as helm dependency build picks.
+		if version, err = newestTag(client, base+"/"+chart, version); err != nil {
+			return nil, err
+		}
+	}
 	ref := base + "/" + chart + ":" + version
 	res, err := client.Pull(ref)
 	if err != nil {
 		return nil, fmt.Errorf("pull oci://%s: %w", ref, err)
 	}
 	return res.Chart.Data, nil
+}
+
+// newestTag picks the highest semver tag of an OCI repository that
+// satisfies constraint (empty: any).
+func newestTag(client *registry.Client, ref, constraint string) (string, error) {
+	if constraint == "" {
+		constraint = "*"
+	}
+	c, err := semver.NewConstraint(constraint)
+	if err != nil {
+		return "", fmt.Errorf("version %q of oci://%s is neither a version nor a constraint: %w", constraint, ref, err)
+	}
+	tags, err := client.Tags(ref) // semver tags, newest first
+	if err != nil {
+		return "", fmt.Errorf("list the tags of oci://%s: %w", ref, err)
+	}
+	for _, tag := range tags {
+		if v, err := semver.NewVersion(tag); err == nil && c.Check(v) {
+			return tag, nil
+		}
+	}
+	return "", fmt.Errorf("no tag of oci://%s satisfies %q (tags: %s)", ref, constraint, strings.Join(tags, ", "))
 }
 
 // downloadFromRepo resolves version in the repository's index.yaml (exact

@@ -40,6 +40,12 @@ type HelmOptions struct {
 	KubeVersion string
 	// APIVersions adds to the capabilities templates see (.Capabilities.APIVersions).
 	APIVersions []string
+	// Dependencies are directories of charts attached as subcharts before
+	// rendering, in memory (the chart's own charts/ is not written): the
+	// missing dependencies `helm dependency build` would have downloaded
+	// or copied (file://).
+	// Helm's own processing then applies their condition, tags and alias.
+	Dependencies []string
 }
 
 // Helm renders the chart in chartDir the way `helm template --include-crds`
@@ -61,6 +67,13 @@ func helmManifest(ctx context.Context, chartDir string, opts HelmOptions) (strin
 	chrt, err := loader.Load(chartDir)
 	if err != nil {
 		return "", fmt.Errorf("load chart %s: %w", chartDir, err)
+	}
+	for _, d := range opts.Dependencies {
+		sub, err := loader.Load(d)
+		if err != nil {
+			return "", fmt.Errorf("load chart dependency %s: %w", d, err)
+		}
+		chrt.AddDependency(sub)
 	}
 	vals, err := helmValues(opts)
 	if err != nil {

@@ -3,12 +3,14 @@ package render
 import (
 	"context"
 	"fmt"
+	"os"
 	"path/filepath"
 	"regexp"
 	"strings"
 
 	"helm.sh/helm/v3/pkg/chart"
 	"helm.sh/helm/v3/pkg/chart/loader"
+	"helm.sh/helm/v3/pkg/chartutil"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 )
 
@@ -32,6 +34,15 @@ func HelmWithSources(ctx context.Context, chartDir string, opts HelmOptions) ([]
 	if err != nil {
 		return nil, err
 	}
+	// Templates of attached dependencies are in their own directories.
+	attached := map[string]string{}
+	for _, d := range opts.Dependencies {
+		name := filepath.Base(d)
+		if meta, err := chartutil.LoadChartfile(filepath.Join(d, "Chart.yaml")); err == nil {
+			name = meta.Name
+		}
+		attached["charts/"+name+"/"] = d
+	}
 	var out []HelmTemplated
 	for _, doc := range docSepRE.Split(manifest, -1) {
 		tmpl := ""
@@ -39,6 +50,14 @@ func HelmWithSources(ctx context.Context, chartDir string, opts HelmOptions) ([]
 			// "<chart>/templates/x.yaml", or "<chart>/charts/<sub>/templates/x.yaml"
 			if _, rest, ok := strings.Cut(strings.TrimSpace(m[1]), "/"); ok {
 				tmpl = filepath.Join(chartDir, filepath.FromSlash(rest))
+				for prefix, dir := range attached {
+					if sub, ok := strings.CutPrefix(rest, prefix); ok {
+						tmpl = filepath.Join(dir, filepath.FromSlash(sub))
+					}
+				}
+				if strings.HasPrefix(rest, "charts/") && !fileExists(tmpl) {
+					tmpl = "" // an aliased attached dependency: Helm names it by its alias
+				}
 			}
 		}
 		objs, err := DecodeManifests([]byte(doc))
@@ -60,6 +79,18 @@ func HelmWithSources(ctx context.Context, chartDir string, opts HelmOptions) ([]
 // its charts/ directory (helm dependency build was not run).
 type MissingDependency struct {
 	Name, Version, Repository string
+	// Locked is the version Chart.lock pins ("" without a lock entry):
+	// what helm dependency build downloads.
+	Locked string
+}
+
+// Wanted is the version (or constraint) helm dependency build resolves:
+// Chart.lock's when it has one, else Chart.yaml's.
+func (d MissingDependency) Wanted() string {
+	if d.Locked != "" {
+		return d.Locked
+	}
+	return d.Version
 }
 
 // MissingDependencies lists a local chart's declared dependencies that are
@@ -81,8 +112,21 @@ func missingDeps(chrt *chart.Chart) []MissingDependency {
 	var out []MissingDependency
 	for _, d := range chrt.Metadata.Dependencies {
 		if !have[d.Name] {
-			out = append(out, MissingDependency{Name: d.Name, Version: d.Version, Repository: d.Repository})
+			m := MissingDependency{Name: d.Name, Version: d.Version, Repository: d.Repository}
+			if chrt.Lock != nil {
+				for _, l := range chrt.Lock.Dependencies {
+					if l.Name == d.Name && l.Repository == d.Repository {
+						m.Locked = l.Version
+					}
+				}
+			}
+			out = append(out, m)
 		}
 	}
 	return out
+}
+
+func fileExists(p string) bool {
+	_, err := os.Stat(p)
+	return err == nil
 }

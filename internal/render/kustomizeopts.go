@@ -234,6 +234,10 @@ func imageEdit(s string) map[string]any {
 type RemoteRef struct {
 	Kustomization string // absolute path of the kustomization naming it
 	URL           string
+	// HelmChart: a helmCharts entry, which kustomize's inflator would
+	// `helm pull` into chartHome, inside the kustomization's directory.
+	HelmChart bool
+	ChartHome string // the chartHome it would pull into, relative to the kustomization
 }
 
 // KustomizeRemoteRefs walks the kustomization in dir and the local
@@ -262,7 +266,7 @@ func KustomizeRemoteRefs(dir string) []RemoteRef {
 				}
 			}
 			if !vendored {
-				out = append(out, RemoteRef{Kustomization: kpath, URL: strings.TrimSuffix(c.Repo, "/") + "/" + c.Name + " " + c.Version})
+				out = append(out, RemoteRef{Kustomization: kpath, URL: strings.TrimSuffix(c.Repo, "/") + "/" + c.Name + " " + c.Version, HelmChart: true, ChartHome: home})
 			}
 		}
 	})

@@ -70,9 +70,30 @@ func HelmRepo(t testing.TB, dir string) (*httptest.Server, *atomic.Int64) {
 // (oci://host/charts) Argo CD would name.
 func OCIRegistry(t testing.TB, archive, name, version string) string {
 	t.Helper()
-	srv := httptest.NewServer(registry.New(registry.Logger(log.New(io.Discard, "", 0))))
+	repoURL, _ := OCIRegistryHits(t, archive, name, version)
+	return repoURL
+}
+
+// OCIRegistryHits is OCIRegistry, and counts the requests made after the
+// push.
+func OCIRegistryHits(t testing.TB, archive, name, version string) (string, *atomic.Int64) {
+	t.Helper()
+	reg := registry.New(registry.Logger(log.New(io.Discard, "", 0)))
+	var hits atomic.Int64
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		hits.Add(1)
+		reg.ServeHTTP(w, r)
+	}))
 	t.Cleanup(srv.Close)
-	host := strings.TrimPrefix(srv.URL, "http://")
+	repoURL := "oci://" + strings.TrimPrefix(srv.URL, "http://") + "/charts"
+	PushOCI(t, repoURL, archive, name, version)
+	hits.Store(0)
+	return repoURL, &hits
+}
+
+// PushOCI pushes another chart archive to a registry OCIRegistry started.
+func PushOCI(t testing.TB, repoURL, archive, name, version string) {
+	t.Helper()
 	client, err := helmregistry.NewClient(helmregistry.ClientOptPlainHTTP(), helmregistry.ClientOptWriter(&bytes.Buffer{}))
 	if err != nil {
 		t.Fatal(err)
@@ -81,8 +102,7 @@ func OCIRegistry(t testing.TB, archive, name, version string) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := client.Push(data, host+"/charts/"+name+":"+version); err != nil {
+	if _, err := client.Push(data, strings.TrimPrefix(repoURL, "oci://")+"/"+name+":"+version); err != nil {
 		t.Fatalf("push to the test registry: %v", err)
 	}
-	return "oci://" + host + "/charts"
 }

@@ -106,6 +106,26 @@ case("source-external-info", std(repo="https://example.com/elsewhere.git"), ["pr
 f = std(path="manifests/k"); f["manifests/k/kustomization.yaml"] = "resources:\n  - missing.yaml\n"
 f["apps/app.yaml"] = f["apps/app.yaml"].replace("    helm:\n      releaseName: web\n      valueFiles:\n        - values-dev.yaml\n", "")
 case("source-kustomize-failed", f, ["source.render-failed apps/app.yaml:8"])
+# what needs the network: missing chart dependencies (Helm repository, OCI,
+# a helm repo name, file://) and a remote value file, offline
+f = std(values="https://raw.example.com/shop/values-dev.yaml")
+f["charts/web/Chart.yaml"] = CHART["charts/web/Chart.yaml"] + textwrap.dedent("""\
+  dependencies:
+    - name: redis
+      version: 17.x.x
+      repository: https://charts.example.com/bitnami
+    - name: common
+      version: ^2.0.0
+      repository: oci://registry.example.com/charts
+    - name: legacy
+      version: 1.0.0
+      repository: "@stable"
+    - name: lib
+      version: 0.1.0
+      repository: file://../lib
+  """)
+case("source-remote-dependencies", f, ["source.remote apps/app.yaml:14", "source.remote charts/web/Chart.yaml:5",
+     "source.remote charts/web/Chart.yaml:8", "source.remote charts/web/Chart.yaml:11", "source.remote charts/web/Chart.yaml:14"])
 # manifest schema
 f = std(); f["charts/web/values-dev.yaml"] = "replicas: 1\nextra:\n  immutable: \"yes\"\n"
 case("manifest-wrong-type", f, ["manifest.schema apps/app.yaml:8"])
