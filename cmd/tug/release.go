@@ -93,6 +93,11 @@ The forge flags and token are those of tug promote.`,
 		},
 		RunE: func(cmd *cobra.Command, args []string) error {
 			o.App = args[0]
+			if o.Tag != "" {
+				if err := release.CheckTag(o.Tag); err != nil {
+					return usageError{err}
+				}
+			}
 			if o.RepoDir == "" {
 				o.RepoDir = "."
 				if root, err := repoRoot(""); err == nil {

@@ -132,7 +132,7 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 	if res.Tag == "" {
 		res.Tag, res.TagSource = src.defaultTag()
 	}
-	if err := checkTag(res.Tag); err != nil {
+	if err := CheckTag(res.Tag); err != nil {
 		return nil, err
 	}
 	repository, err := chartRepository(root, o.App)
@@ -188,8 +188,8 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 // tagRE is the OCI distribution spec's tag grammar.
 var tagRE = regexp.MustCompile(`^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$`)
 
-// checkTag refuses what is not a valid image tag.
-func checkTag(tag string) error {
+// CheckTag refuses what is not a valid image tag.
+func CheckTag(tag string) error {
 	if !tagRE.MatchString(tag) {
 		return fmt.Errorf("release: %q is not a valid image tag: letters, digits, '_', '.' and '-', at most 128, not starting with '.' or '-'", tag)
 	}

@@ -175,7 +175,7 @@ func TestReferences(t *testing.T) {
 	if _, _, err := References("ghcr.io/tug-gitops/backend", "1.2.3", "127.0.0.1:3000/x"); err == nil || !strings.Contains(err.Error(), "HOST[:PORT] only") {
 		t.Fatalf("a registry with a path: %v", err)
 	}
-	if err := checkTag("-bad"); err == nil {
+	if err := CheckTag("-bad"); err == nil {
 		t.Fatal("tag -bad accepted")
 	}
 }
