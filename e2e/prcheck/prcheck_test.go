@@ -3,7 +3,9 @@
 // it lints every workflow file with actionlint (as a Go library), and runs
 // the workflow's own "tug validate" and "tug diff" step scripts, verbatim,
 // against a real Gitea (the one the lab runs, started by giteatest) with a
-// real pull request — twice, to show the diff comment stays one comment.
+// real pull request — twice, to show the diff comment stays one comment;
+// and the release workflow's "tug release" step against Gitea and an
+// in-process registry (release_test.go).
 // `go test -short` runs only the lint.
 package prcheck
 
