@@ -20,13 +20,13 @@ var digestRE = regexp.MustCompile(`^sha256:[0-9a-f]{64}$`)
 
 // pinnedImage is the image an Application's Helm source deploys: the
 // effective image.repository, image.tag and image.digest after its value
-// files, each with the place that set it.
+// files, and where the digest was set.
 type pinnedImage struct {
-	app                   string
-	repository, tag       string
-	digest                string
-	digestPos             repo.Position
-	hasDigest, hasTagRepo bool
+	app             string
+	repository, tag string
+	digest          string
+	digestPos       repo.Position
+	hasDigest       bool
 }
 
 // checkImageDigests reports malformed image.digest values in the value
@@ -65,8 +65,7 @@ func (v *validator) checkImageDigests(tree *apptree.Tree) {
 						"image.digest %q is not sha256: followed by 64 lowercase hex digits", d.Value))
 				}
 			}
-			img.hasTagRepo = img.repository != "" && img.tag != ""
-			if img.hasTagRepo && img.hasDigest && digestRE.MatchString(img.digest) {
+			if img.repository != "" && img.tag != "" && img.hasDigest && digestRE.MatchString(img.digest) {
 				images = append(images, img)
 			}
 		}
