@@ -76,6 +76,7 @@ and Argo CD as local processes, with no container engine.`,
 	root.AddCommand(newValidateCmd())
 	root.AddCommand(newDiffCmd())
 	root.AddCommand(newLabCmd())
+	root.AddCommand(newReleaseCmd())
 	root.AddCommand(newPromoteCmd())
 	root.AddCommand(newBootstrapCmd())
 	root.AddCommand(newStatusCmd())

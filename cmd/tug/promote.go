@@ -34,8 +34,10 @@ func newPromoteCmd() *cobra.Command {
 		Long: `Promote reads the image tag APP runs in --from (the last value file of the
 Application APP-<from>), writes it into the value file of APP-<to> and opens a
 pull request on the forge with the change and the rendered-manifest diff of
-the --to environment. Only the tag's bytes change: comments, key order and
-quoting stay as they are.
+the --to environment. When --from's value file pins a digest (image.digest,
+set by tug release), the digest is copied with the tag, so --to runs the
+very image --from ran. Only those values' bytes change: comments, key order
+and quoting stay as they are.
 
 It works in a temporary clone of the forge's default branch (your working
 tree is never touched), never force-pushes, rebuilds the change when the base
@@ -44,7 +46,9 @@ Already at the tag: nothing to do, exit 0.
 
 Health gate: with --kubeconfig or --context, promote reads the live Argo CD
 Application APP-<from> and refuses unless it is Synced and Healthy at a commit
-whose value file holds the tag. Without them it only checks that --tag (if
+whose value file holds the tag and, when a digest is pinned, every running
+pod of the Application (label app.kubernetes.io/instance) reports that
+digest in its imageID. Without them it only checks that --tag (if
 given) is what --from's value file says. --force overrides either refusal and
 records a warning in the pull request.
 
@@ -185,6 +189,9 @@ func writePromoteText(w io.Writer, res *promote.Result, dryRun bool) error {
 	}
 	fmt.Fprintf(w, "%s pull request #%d: %s\n  %s %s → %s: %s → %s (%s, branch %s)\n", verb, res.PR.Number, res.PR.URL,
 		res.App, res.From, res.To, res.OldTag, res.NewTag, res.ValueFile, res.Branch)
+	if res.OldDigest != "" || res.NewDigest != "" {
+		fmt.Fprintf(w, "  digest: %s → %s\n", orDash(res.OldDigest), orDash(res.NewDigest))
+	}
 	for _, warn := range res.Warnings {
 		fmt.Fprintf(w, "  Warning: %s\n", warn)
 	}
@@ -195,4 +202,11 @@ func writePromoteText(w io.Writer, res *promote.Result, dryRun bool) error {
 		fmt.Fprintf(w, "Deployed: %s Synced and Healthy at %s after %.1fs\n", res.ToApp, appstatus.ShortRevision(res.MergeCommit), res.Deployed.Seconds)
 	}
 	return nil
+}
+
+func orDash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
 }

@@ -1,8 +1,11 @@
-// Package prcheck proves the pull-request workflow in .github/workflows:
+// Package prcheck proves the workflows in .github/workflows (the pull-request
+// check in detail; every workflow's lint and permissions):
 // it lints every workflow file with actionlint (as a Go library), and runs
 // the workflow's own "tug validate" and "tug diff" step scripts, verbatim,
 // against a real Gitea (the one the lab runs, started by giteatest) with a
-// real pull request — twice, to show the diff comment stays one comment.
+// real pull request — twice, to show the diff comment stays one comment;
+// and the release workflow's "tug release" step against Gitea and an
+// in-process registry (release_test.go).
 // `go test -short` runs only the lint.
 package prcheck
 
@@ -117,7 +120,12 @@ type workflow struct {
 
 func loadWorkflow(t *testing.T) workflow {
 	t.Helper()
-	data, err := os.ReadFile(filepath.Join(workflows, "pr.yaml"))
+	return loadWorkflowFile(t, "pr.yaml")
+}
+
+func loadWorkflowFile(t *testing.T, name string) workflow {
+	t.Helper()
+	data, err := os.ReadFile(filepath.Join(workflows, name))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -142,18 +150,34 @@ func (w workflow) step(t *testing.T, job, name string) (string, map[string]strin
 
 // Least privilege: nothing at the top, and each job only what it uses.
 func TestWorkflowPermissionsAreLeast(t *testing.T) {
-	w := loadWorkflow(t)
-	if len(w.Permissions) != 0 {
-		t.Errorf("top-level permissions %v, want {}", w.Permissions)
+	want := map[string]map[string]map[string]string{
+		"pr.yaml": {
+			"test":     {"contents": "read"},
+			"validate": {"contents": "read", "security-events": "write"},
+			"diff":     {"contents": "read", "pull-requests": "write"},
+		},
+		// The release branch push needs contents: write; ghcr.io needs
+		// packages: write; the dev pull request pull-requests: write.
+		"release.yaml": {
+			"release": {"contents": "write", "packages": "write", "pull-requests": "write"},
+		},
 	}
-	want := map[string]map[string]string{
-		"test":     {"contents": "read"},
-		"validate": {"contents": "read", "security-events": "write"},
-		"diff":     {"contents": "read", "pull-requests": "write"},
+	files, _ := filepath.Glob(filepath.Join(workflows, "*.y*ml"))
+	if len(files) != len(want) {
+		t.Errorf("workflows %v; every workflow needs its expected permissions listed here", files)
 	}
-	for job, perms := range want {
-		if got := w.Jobs[job].Permissions; !maps.Equal(got, perms) {
-			t.Errorf("job %s permissions %v, want %v", job, got, perms)
+	for file, jobs := range want {
+		w := loadWorkflowFile(t, file)
+		if len(w.Permissions) != 0 {
+			t.Errorf("%s: top-level permissions %v, want {}", file, w.Permissions)
+		}
+		if len(w.Jobs) != len(jobs) {
+			t.Errorf("%s: jobs %d, want %d", file, len(w.Jobs), len(jobs))
+		}
+		for job, perms := range jobs {
+			if got := w.Jobs[job].Permissions; !maps.Equal(got, perms) {
+				t.Errorf("%s: job %s permissions %v, want %v", file, job, got, perms)
+			}
 		}
 	}
 }

@@ -1,11 +1,12 @@
-// Package promote moves an image tag from one environment to the next by
-// pull request: it reads the tag APP runs in --from (its value file, and
+// Package promote moves an image tag (and the digest pinned with it) from
+// one environment to the next by pull request: it reads the tag APP runs in --from (its value file, and
 // when a cluster is given, the live Argo CD Application's health and synced
 // revision), writes it into the --to value file without disturbing anything
 // else, and opens a pull request on the forge with the rendered-manifest
 // diff. All git work happens in a temporary clone of the forge's default
 // branch; the user's working tree is never touched, and nothing is ever
-// force-pushed.
+// force-pushed. SetImage opens the same kind of pull request for a tag and
+// digest given by the caller (tug release).
 package promote
 
 import (
@@ -22,7 +23,6 @@ import (
 	"github.com/tug-gitops/tug/internal/appstatus"
 	"github.com/tug-gitops/tug/internal/diff"
 	"github.com/tug-gitops/tug/internal/forge"
-	"github.com/tug-gitops/tug/internal/fsutil"
 	"github.com/tug-gitops/tug/internal/repo"
 	"github.com/tug-gitops/tug/internal/yamledit"
 )
@@ -38,6 +38,11 @@ type Options struct {
 	Tag string
 	// Key is the dotted path of the tag in the value files (default image.tag).
 	Key string
+	// DigestKey is the dotted path of the image digest (default
+	// image.digest). When --from's value file pins a digest it is copied
+	// with the tag, and with a Cluster the gate checks that --from's pods
+	// run it. Value files without the key are promoted by tag alone.
+	DigestKey string
 	// Forge hosts the repository. Nil is allowed only with DryRun: the
 	// repository is then read from RepoDir as it is on disk.
 	Forge   forge.Forge
@@ -71,6 +76,10 @@ type Result struct {
 	ValueFile string `json:"valueFile"`
 	OldTag    string `json:"oldTag"`
 	NewTag    string `json:"newTag"`
+	// OldDigest and NewDigest are the image digests pinned before and
+	// after (empty: deployed by tag).
+	OldDigest string `json:"oldDigest,omitempty"`
+	NewDigest string `json:"newDigest,omitempty"`
 	// NoOp is true when --to already runs NewTag: nothing was changed.
 	NoOp bool `json:"noOp"`
 	// Gate describes the health gate's outcome.
@@ -99,6 +108,7 @@ type Result struct {
 	TimeToPRSeconds float64       `json:"timeToPullRequestSeconds,omitempty"`
 
 	toNamespace string // the --to Application's declared namespace
+	mergeMsg    string
 }
 
 // Run performs (or with DryRun, shows) one promotion.
@@ -108,22 +118,15 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 		return nil, err
 	}
 	res := &Result{App: o.App, From: o.From, To: o.To}
+	p := &proposal{forge: o.Forge, author: o.Author, logger: o.Logger, dryRun: o.DryRun, beforePush: o.beforePush,
+		plan: func(ctx context.Context, root string, c *clone) (*change, error) {
+			return planPromotion(ctx, &o, res, root, c)
+		}}
 	if o.Forge == nil {
-		return res, runLocalDryRun(ctx, &o, res)
+		return res, p.local(ctx, o.RepoDir)
 	}
-	for attempt := 1; ; attempt++ {
-		res.Attempts = attempt
-		moved, err := attemptOnce(ctx, &o, res, attempt)
-		if err != nil {
-			return nil, err
-		}
-		if !moved {
-			break
-		}
-		if attempt >= maxAttempts {
-			return nil, fmt.Errorf("%s kept moving during %d attempts; try again", res.Base, maxAttempts)
-		}
-		o.Logger.Info("base branch moved while preparing the change; rebuilding on the new head", "branch", res.Base, "attempt", attempt+1)
+	if err := p.run(ctx, res); err != nil {
+		return nil, err
 	}
 	if res.NoOp || o.DryRun {
 		return res, nil
@@ -131,13 +134,12 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 	res.TimeToPR = time.Since(start)
 	res.TimeToPRSeconds = res.TimeToPR.Round(time.Millisecond).Seconds()
 	if o.Merge {
-		merged, err := o.Forge.MergePullRequest(ctx, res.PR.Number, res.mergeMessage())
-		if err != nil {
+		if err := p.merge(ctx, res); err != nil {
 			return res, err
 		}
-		res.PR, res.Merged, res.MergeCommit = merged, true, merged.MergeCommit
 		if o.Wait != nil {
 			o.Logger.Info("merged; waiting for the Application to be Synced and Healthy at the merge commit", "application", res.ToApp, "commit", appstatus.ShortRevision(res.MergeCommit), "timeout", o.Wait.Timeout)
+			var err error
 			res.Deployed, err = o.Wait.run(ctx, res.ToApp, res.toNamespace, res.MergeCommit)
 			if err != nil {
 				return res, err
@@ -161,6 +163,9 @@ func (o *Options) validate() error {
 	if o.Key == "" {
 		o.Key = "image.tag"
 	}
+	if o.DigestKey == "" {
+		o.DigestKey = "image.digest"
+	}
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -173,140 +178,97 @@ func (o *Options) validate() error {
 	return nil
 }
 
-// attemptOnce clones the base, builds the change and, unless dry-run or
-// no-op, pushes it and opens (or reuses) the PR. moved reports that the
-// base branch moved before the push; the caller then tries again.
-func attemptOnce(ctx context.Context, o *Options, res *Result, attempt int) (moved bool, err error) {
-	f := o.Forge
-	res.Base = f.DefaultBranch()
-	c, err := cloneBase(ctx, f.CloneURL(), f.GitAuth(), res.Base)
-	if err != nil {
-		return false, err
-	}
-	defer c.Close()
-	res.BaseCommit = c.head.String()
-
-	from, to, tag, edited, err := plan(ctx, o, res, c.dir, c)
-	if err != nil || res.NoOp || o.DryRun {
-		return false, err
-	}
-
-	res.Branch = branchName(o.App, o.To, tag)
-	if pr, err := f.FindOpenPullRequest(ctx, res.Branch, res.Base); err != nil {
-		return false, err
-	} else if pr != nil {
-		return false, reuseOpen(ctx, o, res, c, pr, to, tag)
-	}
-
-	commit, err := c.commitFile(res.Branch, to.ValueFile, edited, commitMessage(o, from, to, tag), o.Author)
-	if err != nil {
-		return false, err
-	}
-	res.Commit = commit.String()
-	if o.beforePush != nil {
-		if err := o.beforePush(ctx, attempt); err != nil {
-			return false, err
-		}
-	}
-	heads, err := remoteHeads(ctx, c.url, c.auth)
-	if err != nil {
-		return false, err
-	}
-	if heads[res.Base] != c.head {
-		return true, nil
-	}
-	if existing, ok := heads[res.Branch]; ok && existing != commit {
-		// A branch of that name is left from an earlier promotion whose PR
-		// is closed or merged: never overwrite it, use a name tied to this base.
-		res.Branch = res.Branch + "-" + c.head.String()[:7]
-		if commit, err = c.commitFile(res.Branch, to.ValueFile, edited, commitMessage(o, from, to, tag), o.Author); err != nil {
-			return false, err
-		}
-		res.Commit = commit.String()
-	}
-	if err := c.pushBranch(ctx, res.Branch); err != nil {
-		return false, fmt.Errorf("%w (tug never force-pushes; delete the stale branch %s on the forge if it is yours)", err, res.Branch)
-	}
-	pr, created, err := f.OpenPullRequest(ctx, forge.NewPullRequest{
-		Head: res.Branch, Base: res.Base, Title: title(o, to.Tag.Value, tag), Body: prBody(o, res, from, to, tag),
-	})
-	if err != nil {
-		return false, err
-	}
-	res.PR, res.PRCreated = pr, created
-	o.Logger.Info("pull request open", "number", pr.Number, "url", pr.URL, "created", created)
-	return false, nil
-}
-
-// reuseOpen adopts the open PR for the same target after checking that its
-// branch really sets the tag.
-func reuseOpen(ctx context.Context, o *Options, res *Result, c *clone, pr *forge.PullRequest, to envApp, tag string) error {
-	tip, err := c.fetchBranch(ctx, pr.Head)
-	if err != nil {
-		return err
-	}
-	data, err := c.fileAt(tip, to.ValueFile)
-	if err != nil {
-		return err
-	}
-	got, err := yamledit.Get(data, o.Key)
-	if err != nil {
-		return fmt.Errorf("open pull request #%d (%s): %s: %w", pr.Number, pr.URL, to.ValueFile, err)
-	}
-	if got.Value != tag {
-		return fmt.Errorf("open pull request #%d (%s) on branch %s sets %s to %q, not %q; close it or fix its branch", pr.Number, pr.URL, pr.Head, o.Key, got.Value, tag)
-	}
-	res.PR, res.PRCreated, res.Commit = pr, false, tip.String()
-	o.Logger.Info("reusing the open pull request", "number", pr.Number, "url", pr.URL)
-	return nil
-}
-
-// plan reads both environments from the repository at root, applies the
-// gate, and computes the edited --to value file and the diffs.
-func plan(ctx context.Context, o *Options, res *Result, root string, c *clone) (from, to envApp, tag string, edited []byte, err error) {
+// planPromotion reads both environments from the repository at root,
+// applies the gate, and builds the change to the --to value file: the tag,
+// and the digest --from pins with it. Nil when --to already runs both.
+func planPromotion(ctx context.Context, o *Options, res *Result, root string, c *clone) (*change, error) {
 	r, err := repo.Load(root)
 	if err != nil {
-		return from, to, "", nil, err
+		return nil, err
 	}
-	if from, err = findEnvApp(r, o.App, o.From, o.Key); err != nil {
-		return from, to, "", nil, err
+	from, err := findEnvApp(r, o.App, o.From, o.Key, o.DigestKey)
+	if err != nil {
+		return nil, err
 	}
-	if to, err = findEnvApp(r, o.App, o.To, o.Key); err != nil {
-		return from, to, "", nil, err
+	to, err := findEnvApp(r, o.App, o.To, o.Key, o.DigestKey)
+	if err != nil {
+		return nil, err
 	}
-	tag = o.Tag
+	tag, digest := o.Tag, ""
 	if tag == "" {
 		tag = from.Tag.Value
+	}
+	if tag == from.Tag.Value {
+		digest = from.digest()
 	}
 	res.FromApp, res.ToApp, res.ValueFile = from.Name(), to.Name(), to.ValueFile
 	res.toNamespace = to.App.Namespace
 	res.OldTag, res.NewTag = to.Tag.Value, tag
-	if to.Tag.Value == tag {
+	res.OldDigest, res.NewDigest = to.digest(), digest
+	if to.Tag.Value == tag && to.digest() == digest {
 		res.NoOp = true
-		return from, to, tag, nil, nil
+		return nil, nil
 	}
-	if err := gate(ctx, o, res, from, tag, c); err != nil {
-		return from, to, "", nil, err
+	if err := gate(ctx, o, res, from, tag, digest, c); err != nil {
+		return nil, err
 	}
-	path := filepath.Join(root, filepath.FromSlash(to.ValueFile))
+	edits, err := imageEdits(to, o.Key, tag, o.DigestKey, digest)
+	if err != nil {
+		return nil, err
+	}
+	edited, err := applyEdits(ctx, res, r, root, to, edits)
+	if err != nil {
+		return nil, err
+	}
+	res.mergeMsg = fmt.Sprintf("Merge promotion of %s to %s: %s → %s", res.App, res.To, res.OldTag, res.NewTag)
+	return &change{
+		file: to.ValueFile, edits: edits, edited: edited,
+		branch:  branchName("promote", o.App, o.To, tag),
+		title:   title(o, to.Tag.Value, tag),
+		message: commitMessage(o, from, to, tag, digest),
+		body:    prBody(o, res, from, to, tag, digest),
+	}, nil
+}
+
+// imageEdits are the value-file edits that make env run tag (pinned to
+// digest when not empty). A file without the digest key gets the tag
+// alone, unless a digest must be pinned.
+func imageEdits(env envApp, tagKey, tag, digestKey, digest string) ([]Edit, error) {
+	edits := []Edit{{Key: tagKey, Value: tag}}
+	switch {
+	case env.Digest != nil:
+		edits = append(edits, Edit{Key: digestKey, Value: digest})
+	case digest != "":
+		return nil, fmt.Errorf("%s has no %s to pin %s to: add it next to the tag (%s), e.g. `digest: \"\"` under image, and commit that first", env.ValueFile, digestKey, digest, env.TagAt())
+	}
+	return edits, nil
+}
+
+// applyEdits computes the edited value file of env and fills res's value
+// and rendered-manifest diffs.
+func applyEdits(ctx context.Context, res *Result, r *repo.Repo, root string, env envApp, edits []Edit) ([]byte, error) {
+	path := filepath.Join(root, filepath.FromSlash(env.ValueFile))
 	orig, err := os.ReadFile(path)
 	if err != nil {
-		return from, to, "", nil, err
+		return nil, err
 	}
-	edited, _, err = yamledit.Set(orig, o.Key, tag)
-	if err != nil {
-		return from, to, "", nil, fmt.Errorf("%s: %w", to.ValueFile, err)
+	edited := orig
+	for _, e := range edits {
+		if edited, _, err = yamledit.Set(edited, e.Key, e.Value); err != nil {
+			return nil, fmt.Errorf("%s: %w", env.ValueFile, err)
+		}
 	}
-	res.Diff = diff.Unified(string(orig), string(edited), "a/"+to.ValueFile, "b/"+to.ValueFile)
-	manifestDiff(ctx, res, r, to, path, orig, edited)
-	return from, to, tag, edited, nil
+	res.Diff = diff.Unified(string(orig), string(edited), "a/"+env.ValueFile, "b/"+env.ValueFile)
+	manifestDiff(ctx, res, r, env, path, orig, edited)
+	return edited, nil
 }
 
 // gate refuses a promotion the --from environment does not back up:
 // without a cluster, the tag must be the one in the --from value file; with
 // one, the live Application must be Synced+Healthy at a commit whose value
-// file has the tag. Force turns a refusal into a recorded warning.
-func gate(ctx context.Context, o *Options, res *Result, from envApp, tag string, c *clone) error {
+// file has the tag, and when a digest is pinned, its pods must run that
+// digest. Force turns a refusal into a recorded warning.
+func gate(ctx context.Context, o *Options, res *Result, from envApp, tag, digest string, c *clone) error {
 	var why string
 	switch {
 	case o.Cluster == nil:
@@ -322,8 +284,20 @@ func gate(ctx context.Context, o *Options, res *Result, from envApp, tag string,
 			why = err.Error()
 			break
 		}
-		if why = gateVerdict(live, from, o.Key, tag, c); why == "" {
-			res.Gate = fmt.Sprintf("`%s` is Synced and Healthy at `%s`, whose `%s` sets `%s`.", from.Name(), live.Status.Sync.Revision[:10], from.ValueFile, tag)
+		if why = gateVerdict(live, from, o.Key, tag, c); why != "" {
+			break
+		}
+		res.Gate = fmt.Sprintf("`%s` is Synced and Healthy at `%s`, whose `%s` sets `%s`.", from.Name(), live.Status.Sync.Revision[:10], from.ValueFile, tag)
+		if digest == "" {
+			break
+		}
+		pods, sel, err := listPods(ctx, o.Cluster, from)
+		if err != nil {
+			why = err.Error()
+			break
+		}
+		if why = digestVerdict(pods, from.Name(), sel, digest); why == "" {
+			res.Gate += fmt.Sprintf(" Its %d pod(s) run `%s`.", len(runningPods(pods)), digest)
 		}
 	}
 	if why == "" {
@@ -334,29 +308,8 @@ func gate(ctx context.Context, o *Options, res *Result, from envApp, tag string,
 	}
 	res.Gate = "**overridden with --force**: " + why
 	res.Warnings = append(res.Warnings, "promoted with --force although "+why)
+	if digest == "" && from.digest() != "" {
+		res.Warnings = append(res.Warnings, fmt.Sprintf("%s is deployed by tag: only %s's own tag has a known digest", tag, o.From))
+	}
 	return nil
-}
-
-// runLocalDryRun shows the change using the repository on disk.
-func runLocalDryRun(ctx context.Context, o *Options, res *Result) error {
-	root, err := filepath.Abs(o.RepoDir)
-	if err != nil {
-		return err
-	}
-	// Render and edit in a scratch copy: the working tree stays untouched
-	// even for the moment the manifest diff needs the edited file on disk.
-	scratch, err := os.MkdirTemp("", "tug-promote-dry-*")
-	if err != nil {
-		return err
-	}
-	defer os.RemoveAll(scratch)
-	if err := fsutil.CopyTree(root, scratch); err != nil {
-		return fmt.Errorf("copy %s for the dry run: %w", root, err)
-	}
-	_, _, _, _, err = plan(ctx, o, res, scratch, nil)
-	return err
-}
-
-func (r *Result) mergeMessage() string {
-	return fmt.Sprintf("Merge promotion of %s to %s: %s → %s (#%d)", r.App, r.To, r.OldTag, r.NewTag, r.PR.Number)
 }

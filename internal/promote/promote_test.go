@@ -149,7 +149,7 @@ func TestDryRunTouchesNothing(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if pr, _ := f.FindOpenPullRequest(ctx, branchName("backend", "prod", "0.2.0"), "main"); len(heads) != 1 || pr != nil {
+	if pr, _ := f.FindOpenPullRequest(ctx, branchName("promote", "backend", "prod", "0.2.0"), "main"); len(heads) != 1 || pr != nil {
 		t.Fatalf("dry run touched the forge: heads %v, pr %v", heads, pr)
 	}
 

@@ -1,6 +1,7 @@
 package promote
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"path"
@@ -19,6 +20,16 @@ type envApp struct {
 	ChartPath string // repository-relative chart folder
 	ValueFile string // repository-relative path of the last valueFiles entry
 	Tag       yamledit.Scalar
+	// Digest is the pinned image digest; nil when the file has no such key.
+	Digest *yamledit.Scalar
+}
+
+// digest is the pinned digest, "" when none.
+func (e envApp) digest() string {
+	if e.Digest == nil {
+		return ""
+	}
+	return e.Digest.Value
 }
 
 func (e envApp) Name() string { return e.App.Name }
@@ -27,9 +38,10 @@ func (e envApp) Name() string { return e.App.Name }
 func (e envApp) TagAt() string { return fmt.Sprintf("%s:%d", e.ValueFile, e.Tag.Line) }
 
 // findEnvApp locates Application APP-ENV in the loaded repository and reads
-// the tag at key from its last value file (the one that wins in Helm's
-// merge, so the one an environment's tag belongs in).
-func findEnvApp(r *repo.Repo, app, env, key string) (envApp, error) {
+// the tag at key, and the digest at digestKey when present, from its last
+// value file (the one that wins in Helm's merge, so the one an
+// environment's tag belongs in).
+func findEnvApp(r *repo.Repo, app, env, key, digestKey string) (envApp, error) {
 	name := app + "-" + env
 	a := r.Application(name)
 	if a == nil {
@@ -60,7 +72,17 @@ func findEnvApp(r *repo.Repo, app, env, key string) (envApp, error) {
 	if err != nil {
 		return envApp{}, fmt.Errorf("%s: %w", rel, err)
 	}
-	return envApp{Env: env, App: a, ChartPath: path.Clean(src.Path), ValueFile: rel, Tag: tag}, nil
+	e := envApp{Env: env, App: a, ChartPath: path.Clean(src.Path), ValueFile: rel, Tag: tag}
+	if digestKey != "" {
+		d, err := yamledit.Get(data, digestKey)
+		switch {
+		case err == nil:
+			e.Digest = &d
+		case !errors.Is(err, yamledit.ErrNotFound):
+			return envApp{}, fmt.Errorf("%s: %w", rel, err)
+		}
+	}
+	return e, nil
 }
 
 func appsWithPrefix(r *repo.Repo, prefix string) []string {

@@ -10,7 +10,7 @@ func TestBranchName(t *testing.T) {
 		"a..b":           "promote/backend-prod-a-b",
 	}
 	for tag, want := range cases {
-		if got := branchName("backend", "prod", tag); got != want {
+		if got := branchName("promote", "backend", "prod", tag); got != want {
 			t.Errorf("%s: %s, want %s", tag, got, want)
 		}
 	}

@@ -66,6 +66,15 @@ func Set(data []byte, path, value string) (out []byte, old string, err error) {
 	return out, n.Value, nil
 }
 
+// ErrNotFound is what Get and Set return (errors.Is) when a key of the
+// path is missing.
+var ErrNotFound = errors.New("key not found")
+
+type notFound string
+
+func (e notFound) Error() string        { return string(e) }
+func (e notFound) Is(target error) bool { return target == ErrNotFound }
+
 // find parses data and walks the mapping keys of path to a scalar node.
 func find(data []byte, path string) (*yaml.Node, error) {
 	dec := yaml.NewDecoder(bytes.NewReader(data))
@@ -89,7 +98,7 @@ func find(data []byte, path string) (*yaml.Node, error) {
 		next := mappingValue(n, key)
 		walked = append(walked, key)
 		if next == nil {
-			return nil, fmt.Errorf("key %s not found (the mapping starts at line %d)", strings.Join(walked, "."), n.Line)
+			return nil, notFound(fmt.Sprintf("key %s not found (the mapping starts at line %d)", strings.Join(walked, "."), n.Line))
 		}
 		n = next
 	}

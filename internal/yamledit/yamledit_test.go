@@ -2,6 +2,7 @@ package yamledit
 
 import (
 	"bytes"
+	"errors"
 	"os"
 	"strings"
 	"testing"
@@ -84,6 +85,12 @@ func TestRefusals(t *testing.T) {
 		if _, _, err := Set(orig, path, "x"); err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("Set(%s): err = %v, want %q", path, err, want)
 		}
+	}
+	if _, _, err := Set(orig, "image.missing", "x"); !errors.Is(err, ErrNotFound) {
+		t.Errorf("missing key: err = %v, want ErrNotFound", err)
+	}
+	if _, _, err := Set(orig, "image", "x"); errors.Is(err, ErrNotFound) {
+		t.Errorf("a mapping is not a missing key: err = %v", err)
 	}
 	multi := []byte("a: 1\n---\na: 2\n")
 	if _, _, err := Set(multi, "a", "3"); err == nil || !strings.Contains(err.Error(), "more than one YAML document") {

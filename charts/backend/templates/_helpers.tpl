@@ -36,9 +36,20 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 {{- end }}
 
 {{/*
-The image reference. The tag is required: an empty tag would silently mean
-"latest" and defeat promotion by tag.
+The image reference: repository@digest when image.digest is set (the tag is
+then only for people: labels and APP_VERSION), else repository:tag. The tag
+is required either way: an empty tag would silently mean "latest" and defeat
+promotion by tag.
 */}}
 {{- define "backend.image" -}}
-{{- printf "%s:%s" (required "image.repository is required" .Values.image.repository) (required "image.tag is required (set it in values-<env>.yaml)" .Values.image.tag | toString) }}
+{{- $repo := required "image.repository is required" .Values.image.repository }}
+{{- $tag := required "image.tag is required (set it in values-<env>.yaml)" .Values.image.tag | toString }}
+{{- with .Values.image.digest }}
+{{- if not (regexMatch "^sha256:[0-9a-f]{64}$" .) }}
+{{- fail (printf "image.digest %q is not sha256: followed by 64 lowercase hex digits" .) }}
+{{- end }}
+{{- printf "%s@%s" $repo . }}
+{{- else }}
+{{- printf "%s:%s" $repo $tag }}
+{{- end }}
 {{- end }}
