@@ -14,9 +14,10 @@ import (
 
 // TokenScopes are the scopes of every token this package creates: enough
 // to create organizations, users (for reviewers), repositories, branches,
-// pull requests and reviews, and to merge. (Gitea's "all" scope was seen
+// pull requests and reviews, to merge, and to push container images.
+// (Gitea's "all" scope was seen
 // producing a token that cannot create pull requests.)
-const TokenScopes = "write:admin,write:organization,write:repository,write:issue,write:user"
+const TokenScopes = "write:admin,write:organization,write:repository,write:issue,write:user,write:package"
 
 // ensureAdmin makes sure the admin user exists and its token is in
 // StateDir/admin-token (0600), using the gitea CLI before the server starts
