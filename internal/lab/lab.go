@@ -275,7 +275,17 @@ func (l *Lab) startSteps() []step {
 		},
 		hint: logs("kube-controller-manager", "kube-scheduler"),
 	}, {
-		name: "node", after: []string{"controllers"},
+		// The real node pulls the charts' images from the forge.
+		name: "registry", after: []string{"forge"},
+		run: func(ctx context.Context) error {
+			if l.real() {
+				return l.publishImages(ctx)
+			}
+			return nil
+		},
+		hint: logs("gitea"),
+	}, {
+		name: "node", after: []string{"controllers", "registry"},
 		run: func(ctx context.Context) error {
 			if l.real() {
 				return l.joinRealNode(ctx)
