@@ -11,6 +11,7 @@ package e2e
 import (
 	"context"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -28,7 +29,9 @@ const benchValues = "charts/backend/values-dev.yaml"
 // BenchmarkPushToSynced: a commit pushed to the forge → `tug wait
 // backend-dev --revision SHA` returns (backend-dev Synced and Healthy at
 // that commit). tug asks Argo CD to refresh instead of waiting for its poll;
-// the alternative measured once in the same run is Argo CD on its own
+// the alternative measured once in the same run is Argo CD on its own: in
+// the lab that is the forge's push webhook (BenchmarkMergeToServingWebhook
+// measures it beside tug wait), and without one Argo CD's poll
 // (timeout.reconciliation 60s + up to 10s jitter in infra/argocd; upstream's
 // default is 120s + 60s, i.e. up to 180 s).
 func BenchmarkPushToSynced(b *testing.B) {
@@ -143,4 +146,59 @@ func BenchmarkDriftHeal(b *testing.B) {
 			b.Logf("drift %d (%s on %s) healed after %.2fs", j+1, c.Change, c.Target, c.Seconds)
 		}
 	}
+}
+
+// BenchmarkMergeToServingWebhook: a commit lands on main (what a merged
+// promotion PR is to Argo CD) → backend-dev Synced and Healthy at it, its
+// pods rolled out. Each iteration measures it twice, alternating: once
+// with nobody asking for a refresh (the forge's push webhook tells
+// argocd-server), once with `tug wait`'s refresh request, so both figures
+// come from the same run and the same load.
+func BenchmarkMergeToServingWebhook(b *testing.B) {
+	const app = "backend-dev"
+	mustTugWait(b, 3*time.Minute, "", app)
+	original := string(forgeFile(b, benchValues))
+	replicas := []string{"replicaCount: 1", "replicaCount: 2"}
+	if !strings.Contains(original, replicas[0]) {
+		b.Fatalf("%s has no %q", benchValues, replicas[0])
+	}
+	state := 0
+	push := func() string {
+		from, to := replicas[state], replicas[1-state]
+		state = 1 - state
+		return forgeCommit(b, "bench: "+app+" "+to, func(dir string) error { return replaceInFile(dir+"/"+benchValues, from, to) })
+	}
+	defer func() {
+		if state == 1 {
+			sha := forgeCommit(b, "bench: restore "+benchValues, func(dir string) error { return writeFile(dir+"/"+benchValues, original) })
+			mustTugWait(b, 3*time.Minute, sha, app)
+		}
+	}()
+	var hook, refresh time.Duration
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		b.StopTimer()
+		sha := push()
+		start := time.Now()
+		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+		err := waitWithoutRefresh(ctx, b, app, sha)
+		cancel()
+		d := time.Since(start)
+		if err != nil {
+			b.Fatalf("webhook only: %v", err)
+		}
+		hook += d
+		sha = push()
+		start = time.Now()
+		out, err := tugWait(b, 3*time.Minute, sha, app)
+		r := time.Since(start)
+		if err != nil {
+			b.Fatalf("tug wait: %v\n%s", err, out)
+		}
+		refresh += r
+		b.Logf("merge → %s serving: webhook only %.2fs, tug wait (refresh) %.2fs", app, d.Seconds(), r.Seconds())
+	}
+	b.StopTimer()
+	b.ReportMetric(hook.Seconds()/float64(b.N), "s/merge-to-serving-webhook")
+	b.ReportMetric(refresh.Seconds()/float64(b.N), "s/merge-to-serving-tug-wait")
 }

@@ -312,6 +312,11 @@ func (l *Lab) startSteps() []step {
 		run:  l.applyRoot,
 		hint: logs("gitea", "argocd-repo-server"),
 	}, {
+		// The forge tells Argo CD of each push, as in production.
+		name: "webhook", after: []string{"argocd", "forge"},
+		run:  l.ensureWebhook,
+		hint: logs("gitea"),
+	}, {
 		name: "argocd-api", after: []string{"argocd"},
 		run:  l.waitAPIComponents,
 		hint: logs("argocd-server", "argocd-applicationset-controller"),
