@@ -150,10 +150,13 @@ func BenchmarkDriftHeal(b *testing.B) {
 
 // BenchmarkMergeToServingWebhook: a commit lands on main (what a merged
 // promotion PR is to Argo CD) → backend-dev Synced and Healthy at it, its
-// pods rolled out. Each iteration measures it twice, alternating: once
-// with nobody asking for a refresh (the forge's push webhook tells
-// argocd-server), once with `tug wait`'s refresh request, so both figures
-// come from the same run and the same load.
+// pods rolled out. Each iteration measures it twice: once with nobody
+// asking for a refresh (the forge's push webhook tells argocd-server),
+// once with `tug wait`'s refresh request, so both figures come from the
+// same run and the same load. One of the two commits scales up (a new pod
+// must pass its readiness probe) and the other down; the modes swap
+// directions every iteration, so with an even -benchtime each mode has as
+// many of each.
 func BenchmarkMergeToServingWebhook(b *testing.B) {
 	const app = "backend-dev"
 	mustTugWait(b, 3*time.Minute, "", app)
@@ -163,10 +166,11 @@ func BenchmarkMergeToServingWebhook(b *testing.B) {
 		b.Fatalf("%s has no %q", benchValues, replicas[0])
 	}
 	state := 0
-	push := func() string {
+	push := func() (sha, direction string) {
 		from, to := replicas[state], replicas[1-state]
 		state = 1 - state
-		return forgeCommit(b, "bench: "+app+" "+to, func(dir string) error { return replaceInFile(dir+"/"+benchValues, from, to) })
+		direction = map[int]string{1: "up", 0: "down"}[state]
+		return forgeCommit(b, "bench: "+app+" "+to, func(dir string) error { return replaceInFile(dir+"/"+benchValues, from, to) }), direction
 	}
 	defer func() {
 		if state == 1 {
@@ -174,31 +178,41 @@ func BenchmarkMergeToServingWebhook(b *testing.B) {
 			mustTugWait(b, 3*time.Minute, sha, app)
 		}
 	}()
+	webhookOnly := func() (time.Duration, string) {
+		sha, dir := push()
+		start := time.Now()
+		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+		defer cancel()
+		if err := waitWithoutRefresh(ctx, b, app, sha); err != nil {
+			b.Fatalf("webhook only: %v", err)
+		}
+		return time.Since(start), dir
+	}
+	withRefresh := func() (time.Duration, string) {
+		sha, dir := push()
+		start := time.Now()
+		if out, err := tugWait(b, 3*time.Minute, sha, app); err != nil {
+			b.Fatalf("tug wait: %v\n%s", err, out)
+		}
+		return time.Since(start), dir
+	}
 	var hook, refresh time.Duration
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
 		b.StopTimer()
-		sha := push()
-		start := time.Now()
-		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
-		err := waitWithoutRefresh(ctx, b, app, sha)
-		cancel()
-		d := time.Since(start)
-		if err != nil {
-			b.Fatalf("webhook only: %v", err)
+		var h, r time.Duration
+		var hd, rd string
+		if i%2 == 0 {
+			h, hd = webhookOnly()
+			r, rd = withRefresh()
+		} else {
+			r, rd = withRefresh()
+			h, hd = webhookOnly()
 		}
-		hook += d
-		sha = push()
-		start = time.Now()
-		out, err := tugWait(b, 3*time.Minute, sha, app)
-		r := time.Since(start)
-		if err != nil {
-			b.Fatalf("tug wait: %v\n%s", err, out)
-		}
+		hook += h
 		refresh += r
-		b.Logf("merge → %s serving: webhook only %.2fs, tug wait (refresh) %.2fs", app, d.Seconds(), r.Seconds())
+		b.Logf("merge → %s serving: webhook only %.2fs (scale %s), tug wait's refresh %.2fs (scale %s)", app, h.Seconds(), hd, r.Seconds(), rd)
 	}
-	b.StopTimer()
 	b.ReportMetric(hook.Seconds()/float64(b.N), "s/merge-to-serving-webhook")
 	b.ReportMetric(refresh.Seconds()/float64(b.N), "s/merge-to-serving-tug-wait")
 }
