@@ -4,6 +4,9 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -21,11 +24,29 @@ func TestRegistryPushWithTokenPullAnonymously(t *testing.T) {
 	bin := giteaBinary(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
-	s, err := Start(ctx, Options{Binary: bin, StateDir: t.TempDir()})
+	state := t.TempDir()
+	first, err := Start(ctx, Options{Binary: bin, StateDir: state})
+	if err != nil {
+		t.Fatal(err)
+	}
+	oldToken := first.Token()
+	if err := first.Stop(ctx); err != nil {
+		t.Fatal(err)
+	}
+	// A state folder from before tokens could push images: its token is
+	// replaced at the next start.
+	older := strings.TrimSuffix(TokenScopes, ",write:package")
+	if err := os.WriteFile(filepath.Join(state, "admin-token.scopes"), []byte(older+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	s, err := Start(ctx, Options{Binary: bin, StateDir: state})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = s.Stop(context.Background()) })
+	if s.Token() == oldToken {
+		t.Fatal("a token made with other scopes was kept")
+	}
 	if _, err := s.CreateRepo(ctx, "tug-gitops", "tug"); err != nil { // creates the public organization
 		t.Fatal(err)
 	}

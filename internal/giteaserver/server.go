@@ -104,7 +104,10 @@ func (l layout) logFile() string     { return filepath.Join(l.logDir(), "gitea.l
 func (l layout) consoleLog() string  { return filepath.Join(l.logDir(), "console.log") }
 func (l layout) secretsPath() string { return filepath.Join(l.stateDir, "secrets.json") }
 func (l layout) tokenPath() string   { return filepath.Join(l.stateDir, "admin-token") }
-func (l layout) pidPath() string     { return filepath.Join(l.stateDir, "gitea.pid") }
+func (l layout) tokenScopesPath() string {
+	return filepath.Join(l.stateDir, "admin-token.scopes")
+}
+func (l layout) pidPath() string { return filepath.Join(l.stateDir, "gitea.pid") }
 
 // Start configures Gitea under opts.StateDir, makes sure the admin user and
 // its token exist, starts `gitea web` and waits until the API answers.
