@@ -123,7 +123,9 @@ func TestForgeWebhookSyncsPushWithoutRefresh(t *testing.T) {
 			}
 		}
 	}
-	t.Logf("refresh annotations seen: %+v", seen)
+	for _, s := range seen {
+		t.Logf("refresh annotation seen %s after the push, set by %v", s.at.Sub(pushed).Round(10*time.Millisecond), s.managers)
+	}
 }
 
 // A delivery signed with another secret is refused with 400 and
