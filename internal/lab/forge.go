@@ -54,8 +54,8 @@ func (l *Lab) startForge(ctx context.Context, bin string, port int) error {
 
 // superviseForge runs `gitea web` under the lab's supervisor, like every
 // other component: restarted when it dies, stopped with the lab, shown by
-// 'tug lab status'; it trusts the lab's CA. Gitea's own set-up (admin user, token) runs before,
-// once, in giteaserver.Start.
+// 'tug lab status'; it trusts the lab's CA. Gitea's own set-up (admin
+// user, token) runs before, once, in giteaserver.Start.
 func (l *Lab) superviseForge(c giteaserver.Command, port int) (giteaserver.Process, error) {
 	// Webhooks go to argocd-server over HTTPS with the lab CA's certificate.
 	c.Env = append(c.Env, "SSL_CERT_FILE="+l.pki.caPath())
