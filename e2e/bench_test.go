@@ -11,6 +11,7 @@ package e2e
 import (
 	"context"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -28,7 +29,9 @@ const benchValues = "charts/backend/values-dev.yaml"
 // BenchmarkPushToSynced: a commit pushed to the forge → `tug wait
 // backend-dev --revision SHA` returns (backend-dev Synced and Healthy at
 // that commit). tug asks Argo CD to refresh instead of waiting for its poll;
-// the alternative measured once in the same run is Argo CD on its own
+// the alternative measured once in the same run is Argo CD on its own: in
+// the lab that is the forge's push webhook (BenchmarkMergeToServingWebhook
+// measures it beside tug wait), and without one Argo CD's poll
 // (timeout.reconciliation 60s + up to 10s jitter in infra/argocd; upstream's
 // default is 120s + 60s, i.e. up to 180 s).
 func BenchmarkPushToSynced(b *testing.B) {
@@ -143,4 +146,73 @@ func BenchmarkDriftHeal(b *testing.B) {
 			b.Logf("drift %d (%s on %s) healed after %.2fs", j+1, c.Change, c.Target, c.Seconds)
 		}
 	}
+}
+
+// BenchmarkMergeToServingWebhook: a commit lands on main (what a merged
+// promotion PR is to Argo CD) → backend-dev Synced and Healthy at it, its
+// pods rolled out. Each iteration measures it twice: once with nobody
+// asking for a refresh (the forge's push webhook tells argocd-server),
+// once with `tug wait`'s refresh request, so both figures come from the
+// same run and the same load. One of the two commits scales up (a new pod
+// must pass its readiness probe) and the other down; the modes swap
+// directions every iteration, so with an even -benchtime each mode has as
+// many of each.
+func BenchmarkMergeToServingWebhook(b *testing.B) {
+	const app = "backend-dev"
+	mustTugWait(b, 3*time.Minute, "", app)
+	original := string(forgeFile(b, benchValues))
+	replicas := []string{"replicaCount: 1", "replicaCount: 2"}
+	if !strings.Contains(original, replicas[0]) {
+		b.Fatalf("%s has no %q", benchValues, replicas[0])
+	}
+	state := 0
+	push := func() (sha, direction string) {
+		from, to := replicas[state], replicas[1-state]
+		state = 1 - state
+		direction = map[int]string{1: "up", 0: "down"}[state]
+		return forgeCommit(b, "bench: "+app+" "+to, func(dir string) error { return replaceInFile(dir+"/"+benchValues, from, to) }), direction
+	}
+	defer func() {
+		if state == 1 {
+			sha := forgeCommit(b, "bench: restore "+benchValues, func(dir string) error { return writeFile(dir+"/"+benchValues, original) })
+			mustTugWait(b, 3*time.Minute, sha, app)
+		}
+	}()
+	webhookOnly := func() (time.Duration, string) {
+		sha, dir := push()
+		start := time.Now()
+		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+		defer cancel()
+		if err := waitWithoutRefresh(ctx, b, app, sha); err != nil {
+			b.Fatalf("webhook only: %v", err)
+		}
+		return time.Since(start), dir
+	}
+	withRefresh := func() (time.Duration, string) {
+		sha, dir := push()
+		start := time.Now()
+		if out, err := tugWait(b, 3*time.Minute, sha, app); err != nil {
+			b.Fatalf("tug wait: %v\n%s", err, out)
+		}
+		return time.Since(start), dir
+	}
+	var hook, refresh time.Duration
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		b.StopTimer()
+		var h, r time.Duration
+		var hd, rd string
+		if i%2 == 0 {
+			h, hd = webhookOnly()
+			r, rd = withRefresh()
+		} else {
+			r, rd = withRefresh()
+			h, hd = webhookOnly()
+		}
+		hook += h
+		refresh += r
+		b.Logf("merge → %s serving: webhook only %.2fs (scale %s), tug wait's refresh %.2fs (scale %s)", app, h.Seconds(), hd, r.Seconds(), rd)
+	}
+	b.ReportMetric(hook.Seconds()/float64(b.N), "s/merge-to-serving-webhook")
+	b.ReportMetric(refresh.Seconds()/float64(b.N), "s/merge-to-serving-tug-wait")
 }

@@ -20,6 +20,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/tug-gitops/tug/internal/forge"
+	"github.com/tug-gitops/tug/internal/giteaserver"
 	"github.com/tug-gitops/tug/internal/lab"
 	"github.com/tug-gitops/tug/internal/output"
 	"github.com/tug-gitops/tug/internal/tools"
@@ -424,6 +425,13 @@ func newLabEnvCmd(f *labFlags) *cobra.Command {
 			if u := st.Endpoints["forge"]; u != "" {
 				fmt.Fprintf(w, "export TUG_FORGE_URL=%q\n", u)
 			}
+			if r := st.Endpoints["registry"]; r != "" {
+				// The forge is the lab's container registry; its token is
+				// read from the token file by the shell, never printed.
+				fmt.Fprintf(w, "export TUG_REGISTRY=%q\n", r)
+				fmt.Fprintf(w, "export TUG_REGISTRY_USER=%q\n", giteaserver.DefaultAdminUser)
+				fmt.Fprintf(w, "export TUG_REGISTRY_TOKEN=\"$(cat %s)\"\n", shellQuote(layout.ForgeTokenFile()))
+			}
 			fmt.Fprintf(w, "# Credentials are not printed. Argo CD's operator password and deployer token:\n")
 			fmt.Fprintf(w, "#   kubectl -n argocd get secret tug-credentials -o jsonpath='{.data.operator-password}' | base64 -d\n")
 			// The token file's path is no secret; the token stays in it.
@@ -444,14 +452,15 @@ func printNextSteps(w io.Writer, st *lab.Status) {
   Argo CD web UI  %[8]s
   Git forge       %[5]s
   Repository      %[6]s
+  Image registry  %[10]s   (the forge; the node pulls ghcr.io/tug-gitops/* from it)
 %[9]s
 Try:
   kubectl get applications -n argocd
   %[7]s status
   %[7]s verify drift backend-dev
-  eval "$(%[7]s lab env)"      # exports KUBECONFIG, ARGOCD_SERVER, TUG_ARGOCD_UI_URL, TUG_FORGE_URL, TUG_FORGE_TOKEN_FILE; prints no secret
+  eval "$(%[7]s lab env)"      # exports KUBECONFIG, ARGOCD_SERVER, TUG_ARGOCD_UI_URL, TUG_FORGE_URL, TUG_FORGE_TOKEN_FILE, TUG_REGISTRY(_USER,_TOKEN); prints no secret
   %[7]s lab down
-`, st.Name, st.Endpoints["kubernetes"], lab.ContextName(st.Name), st.Endpoints["argocd"], st.Endpoints["forge"], st.Endpoints["repository"], invokedAs(), ui, frontendLines(st))
+`, st.Name, st.Endpoints["kubernetes"], lab.ContextName(st.Name), st.Endpoints["argocd"], st.Endpoints["forge"], st.Endpoints["repository"], invokedAs(), ui, frontendLines(st), st.Endpoints["registry"])
 	for _, n := range st.Notices {
 		fmt.Fprintf(w, "Note: %s\n", n)
 	}
@@ -542,4 +551,10 @@ func frontendLines(st *lab.Status) string {
 		fmt.Fprintf(&b, "  Shop %-11s %s   (the frontend, in a real container)\n", strings.TrimPrefix(k, "frontend/"), st.Endpoints[k])
 	}
 	return b.String()
+}
+
+// shellQuote quotes s for a POSIX shell (single quotes; a ' inside is
+// closed, escaped and reopened).
+func shellQuote(s string) string {
+	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
 }

@@ -348,3 +348,53 @@ func TestRenderRootNormalizesZeroSourceBlocks(t *testing.T) {
 		t.Errorf("sources[1].helm (empty) was kept")
 	}
 }
+
+// The forge webhook's secret is generated once into both Secrets; one set
+// in argocd-secret by hand is kept and copied; a lost argocd-secret gets
+// the copy back.
+func TestCredentialsWebhookSecret(t *testing.T) {
+	plan, err := PlanCredentials(nil, nil, Generator{Now: fixedNow})
+	if err != nil {
+		t.Fatal(err)
+	}
+	argocd, tug := apply(plan, nil, nil)
+	secret := string(argocd[KeyWebhookSecret])
+	if len(secret) != 64 || string(tug[CredWebhookSecret]) != secret {
+		t.Fatalf("argocd-secret %s = %d chars, tug-credentials %s differs: %v", KeyWebhookSecret, len(secret), CredWebhookSecret, string(tug[CredWebhookSecret]) != secret)
+	}
+	for _, a := range plan.Actions {
+		if strings.Contains(a, secret) {
+			t.Errorf("an action shows the secret: %s", a)
+		}
+	}
+
+	argocd[KeyWebhookSecret] = []byte("set-by-hand")
+	fix, err := PlanCredentials(argocd, tug, Generator{Now: fixedNow})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := fix.ArgoCDSecret[KeyWebhookSecret]; ok || fix.TugSecret[CredWebhookSecret] != "set-by-hand" {
+		t.Errorf("a secret set in argocd-secret was not kept and copied: argocd %v, tug %q", fix.ArgoCDSecret, fix.TugSecret[CredWebhookSecret])
+	}
+
+	delete(argocd, KeyWebhookSecret)
+	fix, err = PlanCredentials(argocd, tug, Generator{Now: fixedNow})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fix.ArgoCDSecret[KeyWebhookSecret] != secret || fix.TugSecret != nil {
+		t.Errorf("a lost argocd-secret key was not restored from tug-credentials: %v", fix.Actions)
+	}
+}
+
+// bootstrap tells how to point the forge at Argo CD, naming where the
+// secret is, not the secret.
+func TestWebhookHowToNamesKeysNotValues(t *testing.T) {
+	var b strings.Builder
+	printWebhookHowTo(&b)
+	for _, want := range []string{"/api/webhook", "Gitea (or Gogs)", "push events", "{.data." + CredWebhookSecret + "}", KeyWebhookSecret} {
+		if !strings.Contains(b.String(), want) {
+			t.Errorf("the webhook how-to lacks %q:\n%s", want, b.String())
+		}
+	}
+}

@@ -3,6 +3,7 @@ package bootstrap
 import (
 	"crypto/rand"
 	"encoding/base64"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -23,6 +24,11 @@ const (
 	KeyOperatorPassword = "accounts." + OperatorAccount + ".password"
 	KeyOperatorMtime    = "accounts." + OperatorAccount + ".passwordMtime"
 	KeyDeployerTokens   = "accounts." + DeployerAccount + ".tokens"
+	// KeyWebhookSecret is the shared secret argocd-server checks a Gitea
+	// or Gogs push webhook against (util/webhook: the X-Gogs-Event
+	// header selects the Gogs parser, which verifies X-Gogs-Signature,
+	// the HMAC-SHA256 of the body; Gitea sends both headers).
+	KeyWebhookSecret = "webhook.gogs.secret"
 )
 
 // Keys of the tug-credentials Secret: the only place plaintext credentials
@@ -30,6 +36,9 @@ const (
 const (
 	CredOperatorPassword = "operator-password"
 	CredDeployerToken    = "deployer-token"
+	// CredWebhookSecret is the forge webhook's secret, to paste into the
+	// forge's webhook settings (argocd-secret holds the same value).
+	CredWebhookSecret = "forge-webhook-secret"
 )
 
 // Account names; infra/argocd/patches/argocd-cm.yaml declares them
@@ -117,6 +126,9 @@ func PlanCredentials(argocd, tug map[string][]byte, g Generator) (CredentialPlan
 	if err := planDeployer(&plan, argocd, wantTug, key, g); err != nil {
 		return plan, err
 	}
+	if err := planWebhook(&plan, argocd, wantTug, g); err != nil {
+		return plan, err
+	}
 
 	if !sameStrings(wantTug, tug) {
 		plan.TugSecret = wantTug
@@ -186,6 +198,33 @@ func planDeployer(plan *CredentialPlan, argocd map[string][]byte, wantTug map[st
 	wantTug[CredDeployerToken] = tok
 	tokens = append(tokens, Token{ID: id, IssuedAt: iat.Unix()})
 	return setTokens(plan, tokens, "generate a deployer API token (id in argocd-secret, token in Secret/argocd/tug-credentials)")
+}
+
+// planWebhook makes argocd-secret and tug-credentials hold the same forge
+// webhook secret: one set in argocd-secret by hand wins (copied), one
+// only in tug-credentials is restored, and none is generated.
+func planWebhook(plan *CredentialPlan, argocd map[string][]byte, wantTug map[string]string, g Generator) error {
+	live, copied := string(argocd[KeyWebhookSecret]), wantTug[CredWebhookSecret]
+	switch {
+	case live != "" && live == copied:
+		return nil
+	case live != "":
+		wantTug[CredWebhookSecret] = live
+		plan.Actions = append(plan.Actions, "copy the forge webhook secret set in argocd-secret into tug-credentials")
+		return nil
+	case copied != "":
+		plan.Actions = append(plan.Actions, "restore the forge webhook secret ("+KeyWebhookSecret+") in argocd-secret from tug-credentials")
+	default:
+		b := make([]byte, 32)
+		if _, err := io.ReadFull(g.rand(), b); err != nil {
+			return fmt.Errorf("generate the forge webhook secret: %w", err)
+		}
+		copied = hex.EncodeToString(b)
+		wantTug[CredWebhookSecret] = copied
+		plan.Actions = append(plan.Actions, "generate the forge webhook secret ("+KeyWebhookSecret+" in argocd-secret, "+CredWebhookSecret+" in Secret/argocd/tug-credentials)")
+	}
+	plan.ArgoCDSecret[KeyWebhookSecret] = copied
+	return nil
 }
 
 func setTokens(plan *CredentialPlan, tokens []Token, action string) error {

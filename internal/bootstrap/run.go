@@ -179,7 +179,23 @@ func Run(ctx context.Context, opts Options) (*Report, error) {
 		fmt.Fprintf(out, "Credentials are in Secret/%s/%s (keys %s, %s); rerun with --show-credentials to print them.\n",
 			Namespace, CredentialsSecret, CredOperatorPassword, CredDeployerToken)
 	}
+	if !opts.DryRun && opts.Lab == "" {
+		printWebhookHowTo(out)
+	}
 	return rep, nil
+}
+
+// printWebhookHowTo says how to point the forge's push webhook at Argo CD
+// (the lab does it itself); the secret is read from the cluster, never
+// printed.
+func printWebhookHowTo(out io.Writer) {
+	fmt.Fprintf(out, `Forge webhook (Argo CD then syncs a merge at once instead of at its next poll):
+  in the repository's settings add a Gitea (or Gogs) webhook for push events:
+    URL           https://<argocd-server address>/api/webhook
+    content type  application/json
+    secret        kubectl -n %s get secret %s -o jsonpath='{.data.%s}' | base64 -d
+  (argocd-secret key %s holds the same value; see docs/promotion.md)
+`, Namespace, CredentialsSecret, CredWebhookSecret, KeyWebhookSecret)
 }
 
 // CheckHardening refuses an install whose argocd-cm would leave the built-in

@@ -14,9 +14,10 @@ import (
 
 // TokenScopes are the scopes of every token this package creates: enough
 // to create organizations, users (for reviewers), repositories, branches,
-// pull requests and reviews, and to merge. (Gitea's "all" scope was seen
+// pull requests and reviews, to merge, and to push container images.
+// (Gitea's "all" scope was seen
 // producing a token that cannot create pull requests.)
-const TokenScopes = "write:admin,write:organization,write:repository,write:issue,write:user"
+const TokenScopes = "write:admin,write:organization,write:repository,write:issue,write:user,write:package"
 
 // ensureAdmin makes sure the admin user exists and its token is in
 // StateDir/admin-token (0600), using the gitea CLI before the server starts
@@ -24,12 +25,21 @@ const TokenScopes = "write:admin,write:organization,write:repository,write:issue
 // state directory reuses both.
 func (s *Server) ensureAdmin(ctx context.Context) error {
 	data, err := os.ReadFile(s.layout.tokenPath())
-	if err == nil && len(strings.TrimSpace(string(data))) > 0 {
-		s.token = strings.TrimSpace(string(data))
-		return nil
-	}
 	if err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return fmt.Errorf("giteaserver: read token: %w", err)
+	}
+	if saved := strings.TrimSpace(string(data)); saved != "" {
+		// A token made with other scopes (an older state folder) is
+		// replaced by one with today's: Gitea cannot widen a token.
+		if scopes, _ := os.ReadFile(s.layout.tokenScopesPath()); strings.TrimSpace(string(scopes)) == TokenScopes {
+			s.token = saved
+			return nil
+		}
+		token, err := s.generateToken(ctx, s.opts.AdminUser)
+		if err != nil {
+			return err
+		}
+		return s.saveToken(token)
 	}
 	began := time.Now()
 	// The database schema must exist before `admin user create`.
@@ -59,11 +69,22 @@ func (s *Server) ensureAdmin(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	if err := s.saveToken(token); err != nil {
+		return err
+	}
+	s.opts.Logger.Info("gitea admin user ready", "user", user, "took", time.Since(began).Round(time.Millisecond))
+	return nil
+}
+
+// saveToken keeps the admin's token (0600) and the scopes it was made with.
+func (s *Server) saveToken(token string) error {
 	if err := fsutil.WriteFileAtomic(s.layout.tokenPath(), []byte(token+"\n"), 0o600); err != nil {
 		return fmt.Errorf("giteaserver: save token: %w", err)
 	}
+	if err := fsutil.WriteFileAtomic(s.layout.tokenScopesPath(), []byte(TokenScopes+"\n"), 0o600); err != nil {
+		return fmt.Errorf("giteaserver: save token scopes: %w", err)
+	}
 	s.token = token
-	s.opts.Logger.Info("gitea admin user ready", "user", user, "took", time.Since(began).Round(time.Millisecond))
 	return nil
 }
 

@@ -68,8 +68,9 @@ func jwtSecret() string {
 
 // appINI renders the whole configuration. Everything lives under the state
 // directory; the choices aim at a quiet, fast, offline start:
-// no SSH, no mail, no cron, no Actions, no packages, no LFS, issue indexer in
-// the database (no bleve index to open), sessions in memory.
+// no SSH, no mail, no cron, no Actions, no LFS, issue indexer in the
+// database (no bleve index to open), sessions in memory. Packages are on:
+// the forge is also the lab's container registry (see Registry).
 func appINI(l layout, port int, s secrets, staticRoot string) string {
 	runUser := "root"
 	if u, err := user.Current(); err == nil {
@@ -187,8 +188,11 @@ ENABLED = false
 [actions]
 ENABLED = false
 
+; The container registry at 127.0.0.1:PORT/<owner>/<image>. A package
+; takes its owner's visibility: the public organization's images are pulled
+; without credentials (containerd's mirror), pushed with the admin token.
 [packages]
-ENABLED = false
+ENABLED = true
 
 [webhook]
 ; The lab may point webhooks at Argo CD on 127.0.0.1.

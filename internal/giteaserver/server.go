@@ -104,7 +104,10 @@ func (l layout) logFile() string     { return filepath.Join(l.logDir(), "gitea.l
 func (l layout) consoleLog() string  { return filepath.Join(l.logDir(), "console.log") }
 func (l layout) secretsPath() string { return filepath.Join(l.stateDir, "secrets.json") }
 func (l layout) tokenPath() string   { return filepath.Join(l.stateDir, "admin-token") }
-func (l layout) pidPath() string     { return filepath.Join(l.stateDir, "gitea.pid") }
+func (l layout) tokenScopesPath() string {
+	return filepath.Join(l.stateDir, "admin-token.scopes")
+}
+func (l layout) pidPath() string { return filepath.Join(l.stateDir, "gitea.pid") }
 
 // Start configures Gitea under opts.StateDir, makes sure the admin user and
 // its token exist, starts `gitea web` and waits until the API answers.
@@ -203,6 +206,15 @@ func (s *Server) URL() string { return s.url }
 
 // URLForPort is the base URL of a Gitea listening on 127.0.0.1:port.
 func URLForPort(port int) string { return fmt.Sprintf("http://127.0.0.1:%d", port) }
+
+// Registry is the host of the forge's container registry, e.g.
+// 127.0.0.1:3000: images live at Registry()/<owner>/<name>:<tag>. It
+// speaks plain HTTP on loopback (go-containerregistry and containerd use
+// HTTP for 127.0.0.1 hosts).
+func (s *Server) Registry() string { return strings.TrimPrefix(s.url, "http://") }
+
+// RegistryForPort is the registry host of a Gitea listening on 127.0.0.1:port.
+func RegistryForPort(port int) string { return fmt.Sprintf("127.0.0.1:%d", port) }
 
 // Token is the admin's API access token. Never log it.
 func (s *Server) Token() string { return s.token }

@@ -112,6 +112,9 @@ func TestStartFailureCarriesLogTail(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(state, "admin-token"), []byte(strings.Repeat("0", 40)+"\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
+	if err := os.WriteFile(filepath.Join(state, "admin-token.scopes"), []byte(TokenScopes+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	_, err := Start(ctx, Options{Binary: bin, StateDir: state})
 	if err == nil {
 		t.Fatal("Start with an unusable database succeeded")

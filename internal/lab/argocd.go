@@ -346,6 +346,7 @@ func (l *Lab) applyRoot(ctx context.Context) error {
 	l.status.Endpoints["kubernetes"] = l.apiServer
 	l.status.Endpoints["forge"] = l.forge.URL()
 	l.status.Endpoints["repository"] = l.forgeRepoURL()
+	l.status.Endpoints["registry"] = l.forge.Registry()
 	l.mu.Unlock()
 	return nil
 }

@@ -54,9 +54,11 @@ func (l *Lab) startForge(ctx context.Context, bin string, port int) error {
 
 // superviseForge runs `gitea web` under the lab's supervisor, like every
 // other component: restarted when it dies, stopped with the lab, shown by
-// 'tug lab status'. Gitea's own set-up (admin user, token) runs before,
-// once, in giteaserver.Start.
+// 'tug lab status'; it trusts the lab's CA. Gitea's own set-up (admin
+// user, token) runs before, once, in giteaserver.Start.
 func (l *Lab) superviseForge(c giteaserver.Command, port int) (giteaserver.Process, error) {
+	// Webhooks go to argocd-server over HTTPS with the lab CA's certificate.
+	c.Env = append(c.Env, "SSL_CERT_FILE="+l.pki.caPath())
 	l.mu.Lock()
 	l.comps["gitea"] = component{Name: "gitea", Binary: c.Path, Args: c.Args, Env: c.Env, Dir: c.Dir, Ports: map[string]int{"http": port}}
 	l.mu.Unlock()

@@ -275,7 +275,17 @@ func (l *Lab) startSteps() []step {
 		},
 		hint: logs("kube-controller-manager", "kube-scheduler"),
 	}, {
-		name: "node", after: []string{"controllers"},
+		// The real node pulls the charts' images from the forge.
+		name: "registry", after: []string{"forge"},
+		run: func(ctx context.Context) error {
+			if l.real() {
+				return l.publishImages(ctx)
+			}
+			return nil
+		},
+		hint: logs("gitea"),
+	}, {
+		name: "node", after: []string{"controllers", "registry"},
 		run: func(ctx context.Context) error {
 			if l.real() {
 				return l.joinRealNode(ctx)
@@ -301,6 +311,11 @@ func (l *Lab) startSteps() []step {
 		name: "root", after: []string{"argocd", "forge"},
 		run:  l.applyRoot,
 		hint: logs("gitea", "argocd-repo-server"),
+	}, {
+		// The forge tells Argo CD of each push, as in production.
+		name: "webhook", after: []string{"argocd", "forge"},
+		run:  l.ensureWebhook,
+		hint: logs("gitea"),
 	}, {
 		name: "argocd-api", after: []string{"argocd"},
 		run:  l.waitAPIComponents,

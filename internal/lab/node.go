@@ -54,7 +54,7 @@ func ChooseNode(want string) (kind, reason string, err error) {
 }
 
 // realNode is the lab's side of a real node: the prepared node, and a
-// channel closed once its images are in containerd.
+// channel that answers once its sandbox image is in containerd.
 type realNode struct {
 	*node.Node
 	images chan error
@@ -63,7 +63,8 @@ type realNode struct {
 func (l *Lab) nodeDir() string { return filepath.Join(l.dir, "node") }
 
 // prepareRealNode makes the node's host changes and starts containerd,
-// then loads the images beside the control plane's start.
+// then loads the sandbox image beside the control plane's start. The
+// charts' images are pulled from the forge's registry (publishImages).
 func (l *Lab) prepareRealNode(ctx context.Context, bins map[tools.Tool]string) error {
 	containerd, err := exec.LookPath("containerd")
 	if err != nil {
@@ -73,8 +74,9 @@ func (l *Lab) prepareRealNode(ctx context.Context, bins map[tools.Tool]string) e
 		Lab: l.opts.Name, Dir: l.nodeDir(), APIServer: l.apiServer,
 		CACert: l.pki.caPath(), CAKey: l.pki.keyPath("ca"), ServiceCIDR: serviceCIDR,
 		Kubelet: bins[tools.Kubelet], KubeProxy: bins[tools.KubeProxy], CoreDNS: bins[tools.CoreDNS],
-		RepoRoot: l.opts.RepoRoot, ImageCache: filepath.Join(filepath.Dir(tools.DefaultCacheDir()), "images"),
-		Port: l.ports.get, Env: l.baseEnv(), Log: l.opts.Log,
+		RepoRoot: l.opts.RepoRoot, ImageCache: imageCache(),
+		Mirrors: map[string]string{mirroredRegistry: "http://" + l.registryHost()},
+		Port:    l.ports.get, Env: l.baseEnv(), Log: l.opts.Log,
 	})
 	if err != nil {
 		return err
@@ -82,8 +84,8 @@ func (l *Lab) prepareRealNode(ctx context.Context, bins map[tools.Tool]string) e
 	l.node = &realNode{Node: n, images: make(chan error, 1)}
 	// Once every process has exited (containers' shims and mounts last).
 	l.sup.AddCleanup("real node", n.Undo)
-	// containerd starts beside the control plane, and the images load
-	// while it comes up: the kubelet needs them only once the API serves.
+	// containerd starts beside the control plane, and the sandbox image
+	// loads while it comes up: the kubelet needs it only once the API serves.
 	p := n.Containerd(containerd)
 	// The kubelet stops before its runtime.
 	if err := l.startComponent(component{Name: p.Name, Binary: p.Binary, Args: p.Args, Env: p.Env, Ready: p.Ready, StopAfter: []string{"kubelet"}}); err != nil {
@@ -98,14 +100,15 @@ func (l *Lab) prepareRealNode(ctx context.Context, bins map[tools.Tool]string) e
 			if err := l.waitReady(ctx, "containerd", 60*time.Second); err != nil {
 				return fmt.Errorf("containerd: %w", err)
 			}
-			return n.LoadImages(ctx, pause)
+			return n.LoadPause(ctx, pause)
 		}()
 	})
 	return nil
 }
 
 // joinRealNode runs the kubelet, kube-proxy and CoreDNS once the API
-// serves and the images are loaded, and waits for the node to be Ready.
+// serves, the sandbox image is loaded and the charts' images are in the
+// forge's registry, and waits for the node to be Ready.
 func (l *Lab) joinRealNode(ctx context.Context) error {
 	cs, err := l.clientset()
 	if err != nil {

@@ -49,6 +49,19 @@ disabled_plugins = ["io.containerd.snapshotter.v1.aufs", "io.containerd.snapshot
 		dir+"/containerd/opt", pauseRef, dir+"/containerd/runc", cniDir, dir+"/cni/net.d", dir+"/containerd/certs.d")
 }
 
+// hostsTOML sends pulls from host to mirror (containerd 1.6+ hosts.toml:
+// the mirror is tried first, "server" only if the mirror has not the
+// image). The upstream stays the server so an image names its real home;
+// containerd's proxy settings (Node.Containerd) make a pull that reaches
+// it fail at once on loopback instead of leaving the machine.
+func hostsTOML(host, mirror string) string {
+	return fmt.Sprintf(`server = %q
+
+[host.%q]
+  capabilities = ["pull", "resolve"]
+`, "https://"+host, mirror)
+}
+
 // cniConfig is a bridge on the node's own link and /24, without masquerade:
 // pods reach each other and the node, and the node's nftables table drops
 // whatever they send elsewhere.

@@ -9,6 +9,7 @@ import (
 	"encoding/pem"
 	"fmt"
 	"net"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -18,12 +19,16 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/go-containerregistry/pkg/authn"
+	"github.com/google/go-containerregistry/pkg/registry"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/clientcmd"
 
+	"github.com/tug-gitops/tug/internal/image"
 	"github.com/tug-gitops/tug/internal/tools"
 )
 
@@ -131,11 +136,24 @@ func TestKubeletJoinsAndRunsTheBackend(t *testing.T) {
 	}, work, "kube-apiserver.log")
 
 	repo, _ := filepath.Abs("../..")
+	// The charts' images come from a registry on loopback that mirrors ghcr.io.
+	reg := httptest.NewServer(registry.New())
+	defer reg.Close()
+	pushed, err := image.Publish(ctx, repo, filepath.Join(work, "images"), strings.TrimPrefix(reg.URL, "http://"), authn.Anonymous)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var want v1.Hash
+	for _, p := range pushed {
+		if p.Source == "ghcr.io/tug-gitops/backend:0.2.0" {
+			want = p.Digest
+		}
+	}
 	next := 0
 	n, err := Prepare(ctx, Config{
 		Lab: "join-test-" + filepath.Base(work), Dir: filepath.Join(work, "node"), APIServer: server,
 		CACert: caPath, CAKey: caKeyPath, ServiceCIDR: "10.96.0.0/16", Kubelet: bins[tools.Kubelet],
-		RepoRoot: repo, ImageCache: filepath.Join(work, "images"),
+		RepoRoot: repo, ImageCache: filepath.Join(work, "images"), Mirrors: map[string]string{"ghcr.io": reg.URL},
 		Port: func(string) (int, error) { next++; return freePort(t), nil }, Env: env,
 	})
 	if err != nil {
@@ -150,7 +168,7 @@ func TestKubeletJoinsAndRunsTheBackend(t *testing.T) {
 	p := n.Containerd("containerd")
 	startProc(t, work, "containerd", p.Binary, p.Env, p.Args...)
 	waitFor(t, ctx, time.Minute, "containerd", func() error { return p.Ready(ctx) }, work, "containerd.log")
-	if err := n.LoadImages(ctx, pauseC(t)); err != nil {
+	if err := n.LoadPause(ctx, pauseC(t)); err != nil {
 		t.Fatal(err)
 	}
 	if err := Authorize(ctx, cs); err != nil {
@@ -206,6 +224,13 @@ func TestKubeletJoinsAndRunsTheBackend(t *testing.T) {
 		return fmt.Errorf("phase %s, conditions %v, containers %v", p.Status.Phase, p.Status.Conditions, p.Status.ContainerStatuses)
 	}, work, "kubelet.log")
 	t.Logf("backend pod Ready %s after it was created", time.Since(created).Round(10*time.Millisecond))
+	running, err := cs.CoreV1().Pods("default").Get(ctx, "backend", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if id := running.Status.ContainerStatuses[0].ImageID; !strings.HasSuffix(id, "@"+want.String()) {
+		t.Errorf("the backend runs image %s; the mirror serves %s under ghcr.io/tug-gitops/backend:0.2.0", id, want)
+	}
 	logs, err := cs.CoreV1().Pods("default").GetLogs("backend", &corev1.PodLogOptions{}).DoRaw(ctx)
 	if err != nil {
 		t.Fatalf("logs through the API server: %v", err)

@@ -11,7 +11,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -73,6 +72,10 @@ type Config struct {
 	CoreDNS     string
 	RepoRoot    string // builds the images from apps/ and charts/
 	ImageCache  string // image tarballs, by source digest
+	// Mirrors sends pulls from a registry host (ghcr.io) to a mirror
+	// (http://127.0.0.1:3000) that serves the same repository paths:
+	// containerd's certs.d/<host>/hosts.toml.
+	Mirrors map[string]string
 	// Port hands out a free loopback port for a named listener, kept across restarts.
 	Port func(name string) (int, error)
 	Env  []string // the environment every process starts with
@@ -303,6 +306,19 @@ func (n *Node) writeConfigs() error {
 	if err := write("cni/net.d/10-tug.conflist", cniConfig(d, n.Net)); err != nil {
 		return err
 	}
+	// Only the mirrors configured now: a registry dropped from Mirrors
+	// must not keep a hosts.toml from an earlier start.
+	if err := os.RemoveAll(filepath.Join(d, "containerd/certs.d")); err != nil {
+		return err
+	}
+	for host, mirror := range n.cfg.Mirrors {
+		if err := os.MkdirAll(filepath.Join(d, "containerd/certs.d", host), 0o700); err != nil {
+			return err
+		}
+		if err := write(filepath.Join("containerd/certs.d", host, "hosts.toml"), hostsTOML(host, mirror)); err != nil {
+			return err
+		}
+	}
 	// Pods with dnsPolicy Default get this: no resolver at all.
 	if err := write("kubelet/resolv.conf", ""); err != nil {
 		return err
@@ -382,73 +398,26 @@ func (n *Node) ctr(ctx context.Context, args ...string) error {
 	return run(ctx, "ctr", append([]string{"--address", filepath.Join(n.cfg.Dir, "containerd.sock"), "--namespace", "k8s.io"}, args...)...)
 }
 
-// LoadImages builds (or takes from the cache) the pause image and every
-// image the charts name, and imports them into containerd's k8s.io
-// namespace under those names, so the kubelet never pulls.
+// LoadPause builds (or takes from the cache) the sandbox image and
+// imports it into containerd's k8s.io namespace, pinned so the kubelet's
+// image GC leaves it alone. It is the one image the node does not pull:
+// it is no registry's (see image.PauseRef). The charts' images come
+// through the registry mirror (Config.Mirrors).
 // pauseC is Kubernetes' build/pause/linux/pause.c.
-func (n *Node) LoadImages(ctx context.Context, pauseC string) error {
+func (n *Node) LoadPause(ctx context.Context, pauseC string) error {
 	start := time.Now()
-	archives, err := n.archives(ctx, pauseC)
+	archive, err := image.PauseArchive(ctx, pauseC, n.cfg.ImageCache)
 	if err != nil {
 		return err
 	}
-	var wg sync.WaitGroup
-	errs := make([]error, len(archives))
-	for i, a := range archives {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			errs[i] = n.ctr(ctx, "images", "import", a)
-		}()
-	}
-	wg.Wait()
-	if err := errors.Join(errs...); err != nil {
+	if err := n.ctr(ctx, "images", "import", archive); err != nil {
 		return err
 	}
-	// The sandbox image is pinned: the kubelet's image GC leaves it alone.
 	if err := n.ctr(ctx, "images", "label", image.PauseRef, "io.cri-containerd.pinned=pinned"); err != nil {
 		return err
 	}
-	n.cfg.Log.Info("node images loaded", "images", len(archives), "took", time.Since(start).Round(10*time.Millisecond))
+	n.cfg.Log.Info("node sandbox image loaded", "image", image.PauseRef, "took", time.Since(start).Round(10*time.Millisecond))
 	return nil
-}
-
-func (n *Node) archives(ctx context.Context, pauseC string) ([]string, error) {
-	charts, err := image.ChartImages(n.cfg.RepoRoot)
-	if err != nil {
-		return nil, err
-	}
-	type job struct {
-		app, version string
-		refs         []string
-	}
-	var jobs []job
-	for app, refs := range charts {
-		byTag := map[string][]string{}
-		for _, r := range refs {
-			byTag[image.Tag(r)] = append(byTag[image.Tag(r)], r)
-		}
-		for tag, rs := range byTag {
-			jobs = append(jobs, job{app, tag, rs})
-		}
-	}
-	out := make([]string, len(jobs)+1)
-	errs := make([]error, len(jobs)+1)
-	var wg sync.WaitGroup
-	for i, j := range jobs {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			out[i], errs[i] = image.Archive(ctx, image.Spec{RepoRoot: n.cfg.RepoRoot, App: j.app, Version: j.version}, j.refs, n.cfg.ImageCache)
-		}()
-	}
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		out[len(jobs)], errs[len(jobs)] = image.PauseArchive(ctx, pauseC, n.cfg.ImageCache)
-	}()
-	wg.Wait()
-	return out, errors.Join(errs...)
 }
 
 // Authorize creates what the node's identities need beyond Kubernetes'

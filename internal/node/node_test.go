@@ -17,6 +17,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/tug-gitops/tug/internal/image"
 )
 
 func TestNetworkForIsStableAndApart(t *testing.T) {
@@ -157,7 +159,7 @@ func TestUndoAfterKillLeavesHostAsFound(t *testing.T) {
 	n, err := Prepare(ctx, Config{
 		Lab: "node-test-" + filepath.Base(work), Dir: filepath.Join(work, "node"), APIServer: "https://127.0.0.1:1",
 		CACert: ca, CAKey: caKey, ServiceCIDR: "10.96.0.0/16",
-		RepoRoot: repo, ImageCache: filepath.Join(work, "images"),
+		RepoRoot: repo, ImageCache: filepath.Join(work, "images"), Mirrors: map[string]string{"ghcr.io": "http://127.0.0.1:1"},
 		Port: func(string) (int, error) { next++; return 40000 + next, nil },
 		Env:  os.Environ(),
 	})
@@ -191,17 +193,18 @@ func TestUndoAfterKillLeavesHostAsFound(t *testing.T) {
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-	if err := n.LoadImages(ctx, pauseC(t)); err != nil {
+	if err := n.LoadPause(ctx, pauseC(t)); err != nil {
 		t.Fatal(err)
 	}
 	out, err := exec.Command("ctr", "--address", filepath.Join(work, "node", "containerd.sock"), "-n", "k8s.io", "images", "ls", "-q").Output()
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, ref := range []string{"ghcr.io/tug-gitops/backend:0.1.0", "ghcr.io/tug-gitops/backend:0.2.0", "ghcr.io/tug-gitops/frontend:0.2.0", "localhost/tug/pause:3.10"} {
-		if !strings.Contains(string(out), ref) {
-			t.Errorf("containerd lacks %s; it has:\n%s", ref, out)
-		}
+	if !strings.Contains(string(out), image.PauseRef) {
+		t.Errorf("containerd lacks %s; it has:\n%s", image.PauseRef, out)
+	}
+	if b, err := os.ReadFile(filepath.Join(work, "node", "containerd", "certs.d", "ghcr.io", "hosts.toml")); err != nil || !strings.Contains(string(b), `[host."http://127.0.0.1:1"]`) {
+		t.Errorf("ghcr.io's mirror is not configured: %v\n%s", err, b)
 	}
 	// The supervisor dies without undoing anything.
 	cmd.Process.Signal(syscall.SIGKILL)
