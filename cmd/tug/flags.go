@@ -1,6 +1,8 @@
 package main
 
 import (
+	"context"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -10,6 +12,8 @@ import (
 	"k8s.io/client-go/rest"
 
 	"github.com/tug-gitops/tug/internal/config"
+	"github.com/tug-gitops/tug/internal/forge"
+	"github.com/tug-gitops/tug/internal/forge/connect"
 	"github.com/tug-gitops/tug/internal/kube"
 	"github.com/tug-gitops/tug/internal/output"
 )
@@ -96,4 +100,14 @@ func findUp(dir string, markers ...string) (string, bool) {
 			return "", false
 		}
 	}
+}
+
+// openForge connects to the forge that t names (else the one the
+// repository's URL names); a target that cannot be resolved is misuse.
+func openForge(ctx context.Context, repoDir string, t connect.Target) (forge.Forge, error) {
+	f, err := connect.Open(ctx, repoDir, t)
+	if errors.As(err, new(connect.TargetError)) {
+		return nil, usageError{err}
+	}
+	return f, err
 }

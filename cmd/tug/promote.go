@@ -103,11 +103,8 @@ TUG_FORGE_TOKEN_FILE, so no flag is needed.`,
 			log := slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), &slog.HandlerOptions{Level: slog.LevelInfo}))
 			o.Logger = log
 			if !o.DryRun || t.Explicit() {
-				f, err := connect.Open(cmd.Context(), o.RepoDir, t)
+				f, err := openForge(cmd.Context(), o.RepoDir, t)
 				if err != nil {
-					if errors.As(err, new(connect.TargetError)) {
-						return usageError{err}
-					}
 					return err
 				}
 				o.Forge = f

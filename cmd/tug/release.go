@@ -106,11 +106,8 @@ The forge flags and token are those of tug promote.`,
 			}
 			o.Logger = slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), &slog.HandlerOptions{Level: slog.LevelInfo}))
 			if !o.DryRun || t.Explicit() {
-				f, err := connect.Open(cmd.Context(), o.RepoDir, t)
+				f, err := openForge(cmd.Context(), o.RepoDir, t)
 				if err != nil {
-					if errors.As(err, new(connect.TargetError)) {
-						return usageError{err}
-					}
 					return err
 				}
 				o.Forge = f
