@@ -152,7 +152,6 @@ func TestRealNodeReleaseReachesProd(t *testing.T) {
 	needRealNode(t)
 	restorePromotionState(t)
 	files := forgeFiles(t, "charts/frontend/values-dev.yaml", "charts/frontend/values-prod.yaml", backendProdValues)
-	began := time.Now()
 	sha := changeBackendCode(t, "backend: /api/info says who released it",
 		"`json:\"environment\"`\n}", "`json:\"environment\"`\n\tReleasedBy  string `json:\"releasedBy\"`\n}",
 		`info := Info{Service: "backend",`, `info := Info{ReleasedBy: "tug release", Service: "backend",`)
@@ -164,32 +163,39 @@ func TestRealNodeReleaseReachesProd(t *testing.T) {
 		t.Fatal(err)
 	}
 
+	// The clock starts with the commit in a checkout, as a developer's is.
 	dir, _ := forgeClone(t)
 	const tag = "0.3.0"
+	began := time.Now()
 	res := mustRelease(t, dir, "backend", "--tag", tag, "--commit", sha, "--merge")
-	pushed := time.Since(began)
+	released := time.Now()
 	if !res.Pushed {
 		t.Fatalf("tug release pushed nothing: %s", mustJSON(res))
 	}
 	mustTugWait(t, 5*time.Minute, res.Change.MergeCommit, "backend-dev")
 	expectShop(t, time.Minute, "shop-dev", feDev, tag)
-	devServing := time.Since(began)
+	devServing := time.Now()
 	expectDigest(t, "shop-dev", "backend", res.Digest)
 	info, err := backendInfo(ctx, t, "shop-dev")
 	if err != nil || info["releasedBy"] != "tug release" || info["version"] != tag {
 		t.Fatalf("shop-dev's /api/info: %v, %v; want version %s and the new field releasedBy", info, err, tag)
 	}
 
+	promoteStart := time.Now()
 	promoted := mustPromote(t, "backend", "--from", "dev", "--to", "prod", "--merge")
+	promotedAt := time.Now()
 	if !promoted.res.Merged || promoted.res.NewDigest != res.Digest || promoted.res.NewTag != tag {
 		t.Fatalf("tug promote did not merge tag %s and digest %s together: %s", tag, res.Digest, mustJSON(promoted.res))
 	}
 	mustTugWait(t, 5*time.Minute, promoted.res.MergeCommit, "backend-prod")
 	expectShop(t, time.Minute, "shop-prod", feProd, tag)
-	prodServing := time.Since(began)
+	prodServing := time.Now()
 	expectDigest(t, "shop-prod", "backend", res.Digest)
-	t.Logf("commit → image pushed and dev PR merged %s (build %.2f s, push %.2f s); → dev serving %s; → prod serving %s",
-		pushed.Round(10*time.Millisecond), res.BuildSeconds, res.PushSeconds, devServing.Round(10*time.Millisecond), prodServing.Round(10*time.Millisecond))
+	ms := func(d time.Duration) time.Duration { return d.Round(10 * time.Millisecond) }
+	t.Logf("tug release (build %.2f s, push %.2f s, pull request opened and merged) %s; release merged → dev serving %s; "+
+		"tug promote (gate, pull request opened and merged) %s; promotion merged → prod serving %s; release started → prod serving %s",
+		res.BuildSeconds, res.PushSeconds, ms(released.Sub(began)), ms(devServing.Sub(released)),
+		ms(promotedAt.Sub(promoteStart)), ms(prodServing.Sub(promotedAt)), ms(prodServing.Sub(began)))
 
 	revert := revertByPullRequest(t, promoted.res.MergeCommit, promoted.res.PR.Number)
 	mustTugWait(t, 5*time.Minute, revert.MergeCommit, "backend-prod")
