@@ -30,6 +30,7 @@ import (
 
 	"github.com/tug-gitops/tug/internal/config"
 	"github.com/tug-gitops/tug/internal/forge"
+	"github.com/tug-gitops/tug/internal/image"
 	"github.com/tug-gitops/tug/internal/promote"
 	"github.com/tug-gitops/tug/internal/yamledit"
 )
@@ -226,7 +227,10 @@ func References(repository, tag, registry string) (ref, push name.Tag, err error
 	if strings.Contains(registry, "/") {
 		return ref, push, fmt.Errorf("release: --registry %q must be HOST[:PORT] only (the repository path %s is kept)", registry, ref.RepositoryStr())
 	}
-	push, err = name.NewTag(registry+"/"+ref.RepositoryStr()+":"+tag, name.StrictValidation)
+	target, err := image.Retarget(ref.Name(), registry)
+	if err == nil {
+		push, err = name.NewTag(target, name.StrictValidation)
+	}
 	if err != nil {
 		return ref, push, fmt.Errorf("release: --registry %q: %w", registry, err)
 	}
