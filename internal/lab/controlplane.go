@@ -29,8 +29,9 @@ var kwokStages []byte
 const (
 	serviceCIDR = "10.96.0.0/16"
 	// The fake node's pods: apart from a real node's (10.240.0.0/13).
-	podCIDR  = "10.200.0.0/16"
-	nodeName = "lab-node-1"
+	podCIDR = "10.200.0.0/16"
+	// FakeNodeName is the node kwok runs for a lab without a real one.
+	FakeNodeName = "lab-node-1"
 )
 
 // Identities the lab issues client certificates for. Each control-plane
@@ -279,8 +280,8 @@ func (l *Lab) ensureNode(ctx context.Context) error {
 	}
 	node := &corev1.Node{
 		ObjectMeta: metav1.ObjectMeta{
-			Name:        nodeName,
-			Labels:      map[string]string{"type": "kwok", "kubernetes.io/hostname": nodeName, "kubernetes.io/os": "linux"},
+			Name:        FakeNodeName,
+			Labels:      map[string]string{"type": "kwok", "kubernetes.io/hostname": FakeNodeName, "kubernetes.io/os": "linux"},
 			Annotations: map[string]string{"kwok.x-k8s.io/node": "fake", "node.alpha.kubernetes.io/ttl": "0"},
 		},
 		Status: corev1.NodeStatus{
@@ -289,10 +290,10 @@ func (l *Lab) ensureNode(ctx context.Context) error {
 		},
 	}
 	if _, err := cs.CoreV1().Nodes().Create(ctx, node, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
-		return fmt.Errorf("create node %s: %w", nodeName, err)
+		return fmt.Errorf("create node %s: %w", FakeNodeName, err)
 	}
 	return poll(ctx, 60*time.Second, func() error {
-		n, err := cs.CoreV1().Nodes().Get(ctx, nodeName, metav1.GetOptions{})
+		n, err := cs.CoreV1().Nodes().Get(ctx, FakeNodeName, metav1.GetOptions{})
 		if err != nil {
 			return err
 		}
@@ -301,7 +302,7 @@ func (l *Lab) ensureNode(ctx context.Context) error {
 				return nil
 			}
 		}
-		return fmt.Errorf("node %s not Ready yet", nodeName)
+		return fmt.Errorf("node %s not Ready yet", FakeNodeName)
 	})
 }
 

@@ -287,6 +287,9 @@ func (l *Lab) startSteps() []step {
 	}, {
 		name: "node", after: []string{"controllers", "registry"},
 		run: func(ctx context.Context) error {
+			if err := l.forgetOtherNodes(ctx); err != nil {
+				return err
+			}
 			if l.real() {
 				return l.joinRealNode(ctx)
 			}
@@ -326,7 +329,8 @@ func (l *Lab) startSteps() []step {
 		hint: "'tug status --context " + ContextName(l.opts.Name) + "' shows which Application is not Synced and Healthy, and why.",
 	}}
 	if l.real() {
-		steps = append(steps, step{name: "frontends", after: []string{"apps"}, run: l.serveFrontends})
+		steps = append(steps, step{name: "frontends", after: []string{"apps"}, run: l.serveFrontends,
+			hint: "'kubectl --context " + ContextName(l.opts.Name) + " get pods -A -o wide' shows the shop's pods and their node. " + logs("kubelet")})
 	}
 	return steps
 }

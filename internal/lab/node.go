@@ -3,6 +3,7 @@ package lab
 import (
 	"context"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"net/http/httputil"
@@ -14,6 +15,7 @@ import (
 	"strings"
 	"time"
 
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 
@@ -157,6 +159,7 @@ func (l *Lab) serveFrontends(ctx context.Context) error {
 		return err
 	}
 	sort.Slice(svcs.Items, func(i, j int) bool { return svcs.Items[i].Namespace < svcs.Items[j].Namespace })
+	var urls []string
 	for _, s := range svcs.Items {
 		if s.Spec.ClusterIP == "" || s.Spec.ClusterIP == "None" || len(s.Spec.Ports) == 0 {
 			continue
@@ -175,9 +178,40 @@ func (l *Lab) serveFrontends(ctx context.Context) error {
 		l.mu.Lock()
 		l.status.Endpoints["frontend/"+s.Namespace] = "http://127.0.0.1:" + strconv.Itoa(port)
 		l.mu.Unlock()
+		urls = append(urls, "http://127.0.0.1:"+strconv.Itoa(port)+"/")
 	}
 	_ = l.ports.save(l.layout.Ports())
 	l.writeStatus()
+	return waitServing(ctx, urls, 2*time.Minute)
+}
+
+// waitServing waits until every URL answers 200. Argo CD's statuses say
+// what the API holds, and on a restart they are the last start's until
+// the controller has looked again: the lab is ready when a person opening
+// the shop sees it.
+func waitServing(ctx context.Context, urls []string, timeout time.Duration) error {
+	client := &http.Client{Timeout: 3 * time.Second}
+	for _, u := range urls {
+		err := poll(ctx, timeout, func() error {
+			req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
+			if err != nil {
+				return err
+			}
+			resp, err := client.Do(req)
+			if err != nil {
+				return err
+			}
+			defer resp.Body.Close()
+			_, _ = io.Copy(io.Discard, resp.Body)
+			if resp.StatusCode != http.StatusOK {
+				return fmt.Errorf("%s answered %s", u, resp.Status)
+			}
+			return nil
+		})
+		if err != nil {
+			return fmt.Errorf("the shop at %s does not serve: %w", u, err)
+		}
+	}
 	return nil
 }
 
@@ -200,4 +234,63 @@ func frontendProxy(cs kubernetes.Interface, namespace, name string) http.Handler
 // gone (stopped or killed).
 func undoNode(ctx context.Context, dir string) error {
 	return node.UndoDir(ctx, filepath.Join(dir, "node"), nil)
+}
+
+// currentNode is the name of the node this start runs: the kubelet's or
+// kwok's fake one.
+func (l *Lab) currentNode() string {
+	if l.real() {
+		return node.Name
+	}
+	return FakeNodeName
+}
+
+// forgetOtherNodes deletes every Node but the one this start runs, with
+// the pods bound to it. A lab's state made with one kind of node and
+// started with the other (fake, then real where the host allows it, or
+// the reverse) still holds the old node: nothing reports for it any more,
+// but with the node lifecycle controller off it stays Ready for ever, so
+// its pods are never replaced (and the scheduler may even place new ones
+// there). The pods go at once (no grace period): no kubelet is left to
+// confirm their end, and their ReplicaSets recreate them on the node that
+// runs. On a new cluster or a restart on the same node there is nothing
+// to delete.
+func (l *Lab) forgetOtherNodes(ctx context.Context) error {
+	cs, err := l.clientset()
+	if err != nil {
+		return err
+	}
+	nodes, err := cs.CoreV1().Nodes().List(ctx, metav1.ListOptions{})
+	if err != nil {
+		return fmt.Errorf("list nodes: %w", err)
+	}
+	for _, n := range nodes.Items {
+		if n.Name == l.currentNode() {
+			continue
+		}
+		if err := deleteNode(ctx, cs, n.Name); err != nil {
+			return err
+		}
+		l.opts.Log.Info("deleted a node this lab no longer runs, and its pods", "node", n.Name, "runs", l.currentNode())
+	}
+	return nil
+}
+
+// deleteNode deletes a Node and, without grace, the pods bound to it.
+func deleteNode(ctx context.Context, cs kubernetes.Interface, name string) error {
+	if err := cs.CoreV1().Nodes().Delete(ctx, name, metav1.DeleteOptions{}); err != nil && !apierrors.IsNotFound(err) {
+		return fmt.Errorf("delete node %s: %w", name, err)
+	}
+	pods, err := cs.CoreV1().Pods("").List(ctx, metav1.ListOptions{FieldSelector: "spec.nodeName=" + name})
+	if err != nil {
+		return fmt.Errorf("list the pods of node %s: %w", name, err)
+	}
+	now := int64(0)
+	for _, p := range pods.Items {
+		err := cs.CoreV1().Pods(p.Namespace).Delete(ctx, p.Name, metav1.DeleteOptions{GracePeriodSeconds: &now})
+		if err != nil && !apierrors.IsNotFound(err) {
+			return fmt.Errorf("delete pod %s/%s of node %s: %w", p.Namespace, p.Name, name, err)
+		}
+	}
+	return nil
 }
