@@ -25,6 +25,7 @@ import (
 	"k8s.io/client-go/tools/clientcmd"
 
 	"github.com/tug-gitops/tug/internal/giteaserver"
+	"github.com/tug-gitops/tug/internal/node"
 	"github.com/tug-gitops/tug/internal/supervisor"
 	"github.com/tug-gitops/tug/internal/tools"
 )
@@ -226,6 +227,9 @@ func (l *Lab) startSteps() []step {
 		name: "prepare", after: []string{"build"},
 		run: func(ctx context.Context) (err error) {
 			cp, port, err = l.prepare(ctx, bins)
+			if errors.Is(err, node.ErrHostTaken) {
+				return hintedError{err, "Stop the lab that runs it ('tug lab down --name <its name>'), or start this one with '--node fake'."}
+			}
 			return err
 		},
 		hint: "The lab's state folder " + l.dir + " could not be set up: check that it is writable and has space, or start afresh with 'tug lab down --delete'.",

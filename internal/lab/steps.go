@@ -2,6 +2,7 @@ package lab
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync"
 	"time"
@@ -35,6 +36,15 @@ func (e *stepError) Error() string {
 }
 
 func (e *stepError) Unwrap() error { return e.err }
+
+// hintedError says itself what to do, in place of its step's hint (which
+// speaks of the step's usual causes, and would mislead).
+type hintedError struct {
+	error
+	hint string
+}
+
+func (e hintedError) Unwrap() error { return e.error }
 
 // runSteps runs the steps, each as soon as those it comes after have
 // succeeded. The first failure cancels the context the others run with,
@@ -85,7 +95,12 @@ func runSteps(ctx context.Context, steps []step, done func(name string, took tim
 			}
 			began := time.Now()
 			if err := s.run(ctx); err != nil {
-				fail(&stepError{step: s.name, err: err, hint: s.hint})
+				hint := s.hint
+				var h hintedError
+				if errors.As(err, &h) {
+					hint = h.hint
+				}
+				fail(&stepError{step: s.name, err: err, hint: hint})
 				return
 			}
 			if done != nil {

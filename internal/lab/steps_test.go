@@ -81,6 +81,23 @@ func TestStepFailureNamesTheStepAndStopsTheRest(t *testing.T) {
 	}
 }
 
+// An error that says what to do itself replaces the step's usual hint,
+// which would point at the wrong cause.
+func TestStepErrorWithItsOwnHint(t *testing.T) {
+	taken := errors.New("the slot is taken")
+	err := runSteps(context.Background(), []step{
+		{name: "prepare", run: func(context.Context) error {
+			return hintedError{taken, "Stop the other one."}
+		}, hint: "Check the folder is writable."},
+	}, nil)
+	if !errors.Is(err, taken) {
+		t.Fatalf("err %v, want the slot error", err)
+	}
+	if msg := err.Error(); !strings.Contains(msg, "Stop the other one.") || strings.Contains(msg, "writable") {
+		t.Errorf("want the error's own hint in place of the step's: %q", msg)
+	}
+}
+
 // A step may only come after one declared before it: no cycle, no typo.
 func TestStepsRefuseUnknownDependency(t *testing.T) {
 	err := runSteps(context.Background(), []step{
