@@ -249,7 +249,7 @@ type argoEarly struct {
 // whose upstream pod mounts no ServiceAccount token — while the API server
 // is still coming up.
 func (l *Lab) startArgoEarly(ctx context.Context, bins map[tools.Tool]string) (*argoEarly, error) {
-	objs, err := bootstrap.Render(l.opts.RepoRoot)
+	objs, err := defaultRenderCache().argoCD(l.opts.RepoRoot)
 	if err != nil {
 		return nil, err
 	}
