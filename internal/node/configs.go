@@ -5,9 +5,11 @@ import (
 	"strings"
 )
 
-// containerdConfig is containerd 2's configuration (version 3, the
-// one containerd 2 documents; its CRI plugin is split into
-// io.containerd.cri.v1.images and io.containerd.cri.v1.runtime). It keeps
+// containerdConfig is containerd's configuration in version 4, the newest
+// the pinned containerd (v2.4) documents and reads without migrating: the
+// CRI plugin is split into io.containerd.cri.v1.images and
+// io.containerd.cri.v1.runtime (version 3), and the gRPC and ttrpc
+// listeners are the io.containerd.server.v1 plugins (version 4). It keeps
 // every path containerd would otherwise put under /var/lib, /run, /opt or
 // /etc in the node's folder (the shims' sockets in /run/containerd/s are
 // fixed: the ledger records them), and sets what this kind of host needs
@@ -18,13 +20,13 @@ import (
 // socket in /var/run/nri) and CDI (spec folders in /etc and /var/run) are
 // off: the node uses neither.
 func containerdConfig(dir, pauseRef, runc string) string {
-	return fmt.Sprintf(`version = 3
+	return fmt.Sprintf(`version = 4
 root = %[1]q
 state = %[2]q
 disabled_plugins = ["io.containerd.snapshotter.v1.aufs", "io.containerd.snapshotter.v1.btrfs", "io.containerd.snapshotter.v1.zfs", "io.containerd.snapshotter.v1.devmapper", "io.containerd.snapshotter.v1.erofs", "io.containerd.tracing.processor.v1.otlp", "io.containerd.nri.v1.nri"]
-[grpc]
+[plugins."io.containerd.server.v1.grpc"]
   address = %[3]q
-[ttrpc]
+[plugins."io.containerd.server.v1.ttrpc"]
   address = %[4]q
 [plugins."io.containerd.internal.v1.opt"]
   path = %[5]q

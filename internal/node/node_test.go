@@ -125,7 +125,8 @@ func builtRuntime(t *testing.T) Runtime {
 }
 
 // The configuration is one the pinned containerd reads as meant: its own
-// dump of it (config dump merges the defaults and migrates nothing) names
+// dump of it (config dump merges the defaults, and would migrate an older
+// version and warn) is version 4, listens on the node's socket, names
 // the built runc, the node's CNI folder, the local sandbox image, the
 // mirrors' folder and restrict_oom_score_adj, and leaves NRI off.
 func TestContainerdReadsTheNodeConfig(t *testing.T) {
@@ -140,8 +141,12 @@ func TestContainerdReadsTheNodeConfig(t *testing.T) {
 		t.Fatalf("containerd config dump: %v\n%s", err, out)
 	}
 	dump := string(out)
+	if strings.Contains(dump, "migrated") {
+		t.Errorf("containerd migrates the node config: write the version it reads as is\n%s", dump)
+	}
 	for _, want := range []string{
-		"version = 3",
+		"version = 4",
+		fmt.Sprintf("address = %q", dir+"/containerd.sock"),
 		fmt.Sprintf("BinaryName = %q", rt.Runc),
 		fmt.Sprintf("bin_dirs = [%q]", dir+"/cni/bin"),
 		fmt.Sprintf("sandbox = %q", image.PauseRef),
