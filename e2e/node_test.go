@@ -202,6 +202,22 @@ func backendPod(t *testing.T) (*corev1.Pod, int) {
 	return nil, 0
 }
 
+// The charts ask for seccompProfile RuntimeDefault: the runc built from
+// lab/tools/runtime (with libseccomp) must really install a filter, mode 2
+// in the container process's /proc status, not leave it unconfined.
+func TestRealNodeContainersRunUnderSeccomp(t *testing.T) {
+	needRealNode(t)
+	_, pid := backendPod(t)
+	status, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/status")
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := regexp.MustCompile(`(?m)^Seccomp:\s*(\d+)$`).FindStringSubmatch(string(status))
+	if m == nil || m[1] != "2" {
+		t.Fatalf("the backend (pid %d) runs without a seccomp filter (want Seccomp: 2):\n%s", pid, status)
+	}
+}
+
 func TestRealNodeKubeletRestartsKilledContainer(t *testing.T) {
 	needRealNode(t)
 	pod, pid := backendPod(t)

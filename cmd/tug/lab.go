@@ -134,7 +134,7 @@ supervisor; the second follows it.`,
 		},
 	}
 	cmd.Flags().BoolVar(&noKubeconfig, "no-kubeconfig-update", false, "do not add the lab's context to your kubeconfig")
-	cmd.Flags().StringVar(&nodeKind, "node", lab.NodeAuto, "the lab's node: real (kubelet, containerd and runc run the product's pods in containers; needs Linux, root and the runtime's packages), fake (kwok marks pods Running and Ready; nothing runs), or auto: real where the host allows it, else fake with the reason")
+	cmd.Flags().StringVar(&nodeKind, "node", lab.NodeAuto, "the lab's node: real (kubelet, containerd and runc run the product's pods in containers; needs Linux, root, nftables, libc6-dev and libseccomp-dev; containerd, runc and the CNI plugins are built from Go modules), fake (kwok marks pods Running and Ready; nothing runs), or auto: real where the host allows it, else fake with the reason")
 	cmd.Flags().BoolVar(&background, "background", false, "on Ctrl-C, leave the lab starting in the background (default: stop it)")
 	cmd.Flags().DurationVar(&timeout, "timeout", 60*time.Minute, "give up after this long (the first run builds Kubernetes, Argo CD and Gitea from source: ~20 min on 2 cores)")
 	return cmd

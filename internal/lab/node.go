@@ -31,7 +31,7 @@ const (
 )
 
 // ChooseNode resolves the --node flag. "auto" is a real node where the
-// host allows one (Linux, root, the runtime's packages) and a fake one,
+// host allows one (Linux, root, what node.Check names) and a fake one,
 // with the reason, elsewhere. "real" asked for on a host that cannot run
 // one is an error that says what is missing.
 func ChooseNode(want string) (kind, reason string, err error) {
@@ -68,15 +68,11 @@ func (l *Lab) nodeDir() string { return filepath.Join(l.dir, "node") }
 // then loads the sandbox image beside the control plane's start. The
 // charts' images are pulled from the forge's registry (publishImages).
 func (l *Lab) prepareRealNode(ctx context.Context, bins map[tools.Tool]string) error {
-	containerd, err := exec.LookPath("containerd")
-	if err != nil {
-		return err
-	}
 	n, err := node.Prepare(ctx, node.Config{
 		Lab: l.opts.Name, Dir: l.nodeDir(), APIServer: l.apiServer,
 		CACert: l.pki.caPath(), CAKey: l.pki.keyPath("ca"), ServiceCIDR: serviceCIDR,
 		Kubelet: bins[tools.Kubelet], KubeProxy: bins[tools.KubeProxy], CoreDNS: bins[tools.CoreDNS],
-		RepoRoot: l.opts.RepoRoot, ImageCache: imageCache(),
+		Runtime: runtimeOf(bins), RepoRoot: l.opts.RepoRoot, ImageCache: imageCache(),
 		Mirrors: map[string]string{mirroredRegistry: "http://" + l.registryHost()},
 		Port:    l.ports.get, Env: l.baseEnv(), Log: l.opts.Log,
 	})
@@ -88,7 +84,7 @@ func (l *Lab) prepareRealNode(ctx context.Context, bins map[tools.Tool]string) e
 	l.sup.AddCleanup("real node", n.Undo)
 	// containerd starts beside the control plane, and the sandbox image
 	// loads while it comes up: the kubelet needs it only once the API serves.
-	p := n.Containerd(containerd)
+	p := n.Containerd()
 	// The kubelet stops before its runtime.
 	if err := l.startComponent(component{Name: p.Name, Binary: p.Binary, Args: p.Args, Env: p.Env, Ready: p.Ready, StopAfter: []string{"kubelet"}}); err != nil {
 		return err
@@ -106,6 +102,18 @@ func (l *Lab) prepareRealNode(ctx context.Context, bins map[tools.Tool]string) e
 		}()
 	})
 	return nil
+}
+
+// runtimeOf picks the node's container runtime out of the built tools.
+func runtimeOf(bins map[tools.Tool]string) node.Runtime {
+	r := node.Runtime{
+		Containerd: bins[tools.Containerd], Shim: bins[tools.ContainerdShim], Ctr: bins[tools.Ctr], Runc: bins[tools.Runc],
+		CNIPlugins: map[string]string{},
+	}
+	for t, name := range tools.CNIPlugins {
+		r.CNIPlugins[name] = bins[t]
+	}
+	return r
 }
 
 // joinRealNode runs the kubelet, kube-proxy and CoreDNS once the API

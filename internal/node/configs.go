@@ -5,51 +5,63 @@ import (
 	"strings"
 )
 
-// containerdConfig keeps every path containerd would otherwise put under
-// /var/lib, /run or /opt in the node's folder (the shims' sockets in
-// /run/containerd/s are fixed in containerd 1.6: the ledger records them),
-// and sets what this kind of host needs (see docs/lab.md):
-// restrict_oom_score_adj because root here may lack CAP_SYS_RESOURCE, and
-// the sandbox image built locally, never pulled.
-func containerdConfig(dir, pauseRef string) string {
-	return fmt.Sprintf(`version = 2
+// containerdConfig is containerd's configuration in version 4, the newest
+// the pinned containerd (v2.4) documents and reads without migrating: the
+// CRI plugin is split into io.containerd.cri.v1.images and
+// io.containerd.cri.v1.runtime (version 3), and the gRPC and ttrpc
+// listeners are the io.containerd.server.v1 plugins (version 4). It keeps
+// every path containerd would otherwise put under /var/lib, /run, /opt or
+// /etc in the node's folder (the shims' sockets in /run/containerd/s are
+// fixed: the ledger records them), and sets what this kind of host needs
+// (see docs/lab.md): restrict_oom_score_adj because root here may lack
+// CAP_SYS_RESOURCE, and the sandbox image built locally, never pulled.
+// runc and the CNI plugins are the ones built from lab/tools/runtime: runc
+// by its path (BinaryName), the plugins in the node's cni/bin. NRI (a
+// socket in /var/run/nri) and CDI (spec folders in /etc and /var/run) are
+// off: the node uses neither.
+func containerdConfig(dir, pauseRef, runc string) string {
+	return fmt.Sprintf(`version = 4
 root = %[1]q
 state = %[2]q
-disabled_plugins = ["io.containerd.snapshotter.v1.aufs", "io.containerd.snapshotter.v1.btrfs", "io.containerd.snapshotter.v1.zfs", "io.containerd.snapshotter.v1.devmapper", "io.containerd.tracing.processor.v1.otlp"]
-[grpc]
+disabled_plugins = ["io.containerd.snapshotter.v1.aufs", "io.containerd.snapshotter.v1.btrfs", "io.containerd.snapshotter.v1.zfs", "io.containerd.snapshotter.v1.devmapper", "io.containerd.snapshotter.v1.erofs", "io.containerd.tracing.processor.v1.otlp", "io.containerd.nri.v1.nri"]
+[plugins."io.containerd.server.v1.grpc"]
   address = %[3]q
-[ttrpc]
+[plugins."io.containerd.server.v1.ttrpc"]
   address = %[4]q
 [plugins."io.containerd.internal.v1.opt"]
   path = %[5]q
-[plugins."io.containerd.grpc.v1.cri"]
-  sandbox_image = %[6]q
-  stream_server_address = "127.0.0.1"
-  stream_server_port = "0"
+[plugins."io.containerd.cri.v1.images"]
+  snapshotter = "overlayfs"
+  [plugins."io.containerd.cri.v1.images".pinned_images]
+    sandbox = %[6]q
+  [plugins."io.containerd.cri.v1.images".registry]
+    config_path = %[10]q
+[plugins."io.containerd.cri.v1.runtime"]
   restrict_oom_score_adj = true
   netns_mounts_under_state_dir = true
   disable_apparmor = true
   tolerate_missing_hugetlb_controller = true
   disable_hugetlb_controller = true
-  [plugins."io.containerd.grpc.v1.cri".containerd]
-    snapshotter = "overlayfs"
+  cdi_spec_dirs = []
+  [plugins."io.containerd.cri.v1.runtime".containerd]
     default_runtime_name = "runc"
-    [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc]
+    [plugins."io.containerd.cri.v1.runtime".containerd.runtimes.runc]
       runtime_type = "io.containerd.runc.v2"
-      [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc.options]
+      [plugins."io.containerd.cri.v1.runtime".containerd.runtimes.runc.options]
         SystemdCgroup = false
-        BinaryName = "runc"
+        BinaryName = %[11]q
         Root = %[7]q
-  [plugins."io.containerd.grpc.v1.cri".cni]
-    bin_dir = %[8]q
+  [plugins."io.containerd.cri.v1.runtime".cni]
+    bin_dirs = [%[8]q]
     conf_dir = %[9]q
-  [plugins."io.containerd.grpc.v1.cri".registry]
-    config_path = %[10]q
+[plugins."io.containerd.grpc.v1.cri"]
+  stream_server_address = "127.0.0.1"
+  stream_server_port = "0"
 `, dir+"/containerd/root", dir+"/containerd/state", dir+"/containerd.sock", dir+"/containerd.sock.ttrpc",
-		dir+"/containerd/opt", pauseRef, dir+"/containerd/runc", cniDir, dir+"/cni/net.d", dir+"/containerd/certs.d")
+		dir+"/containerd/opt", pauseRef, dir+"/containerd/runc", dir+"/cni/bin", dir+"/cni/net.d", dir+"/containerd/certs.d", runc)
 }
 
-// hostsTOML sends pulls from host to mirror (containerd 1.6+ hosts.toml:
+// hostsTOML sends pulls from host to mirror (containerd's hosts.toml:
 // the mirror is tried first, "server" only if the mirror has not the
 // image). The upstream stays the server so an image names its real home;
 // containerd's proxy settings (Node.Containerd) make a pull that reaches

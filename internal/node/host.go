@@ -1,7 +1,7 @@
-// Package node runs a real Kubernetes node for the lab: containerd, runc
-// and the CNI bridge plugin from the host's packages, and a kubelet,
-// kube-proxy and CoreDNS built from Go modules, all as processes with their
-// state in the lab's state folder.
+// Package node runs a real Kubernetes node for the lab: containerd, runc,
+// the CNI plugins, a kubelet, kube-proxy and CoreDNS, all built from Go
+// modules (lab/tools), all as processes with their state in the lab's
+// state folder.
 //
 // A node changes the host: a bridge, an nftables table of its own (and
 // kube-proxy's), a few sysctls, cgroup folders, mounts and some fixed paths
@@ -16,22 +16,24 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"runtime"
 	"strings"
 )
 
-// Host programs a real node needs, and where Debian installs them.
-var (
-	hostBinaries = []string{"containerd", "containerd-shim-runc-v2", "ctr", "runc", "nft", "gcc"}
-	cniDir       = "/usr/lib/cni"
-	cniPlugins   = []string{"bridge", "host-local", "loopback"}
-)
+// What a real node needs from the host beyond Linux and root: nft (the
+// node's table; kube-proxy uses the kernel's nftables directly), gcc with
+// a static C library (the sandbox image's pause is built from C), and
+// libseccomp's headers through pkg-config (runc is built with seccomp, for
+// the pods' RuntimeDefault profile).
+var hostBinaries = []string{"nft", "gcc", "pkg-config"}
 
-// InstallHint says how to get what Check finds missing.
-const InstallHint = "apt-get install containerd runc containernetworking-plugins nftables gcc"
+// InstallHint says how to get what Check finds missing (Debian's names).
+const InstallHint = "apt-get install nftables gcc libc6-dev pkg-config libseccomp-dev"
 
 // Check reports why this host cannot run a real node, or nil if it can:
-// Linux, root, the container runtime and the CNI plugins installed.
+// Linux, root, cgroups, and what building and running the node's programs
+// needs from the host.
 func Check() error {
 	if runtime.GOOS != "linux" {
 		return fmt.Errorf("a real node needs Linux (this is %s)", runtime.GOOS)
@@ -45,9 +47,13 @@ func Check() error {
 			missing = append(missing, b)
 		}
 	}
-	for _, p := range cniPlugins {
-		if _, err := os.Stat(cniDir + "/" + p); err != nil {
-			missing = append(missing, cniDir+"/"+p)
+	if len(missing) == 0 {
+		// gcc names a library it finds by its full path, one it does not by its bare name.
+		if out, err := exec.Command("gcc", "-print-file-name=libc.a").Output(); err != nil || !filepath.IsAbs(strings.TrimSpace(string(out))) {
+			missing = append(missing, "a static C library (libc.a)")
+		}
+		if exec.Command("pkg-config", "--exists", "libseccomp").Run() != nil {
+			missing = append(missing, "libseccomp's headers (pkg-config libseccomp)")
 		}
 	}
 	if len(missing) > 0 {

@@ -87,6 +87,7 @@ func TestKubeletJoinsAndRunsTheBackend(t *testing.T) {
 		}
 		bins[tl] = p
 	}
+	rt := builtRuntime(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 8*time.Minute)
 	defer cancel()
 	before, err := Snapshot(ctx)
@@ -152,7 +153,7 @@ func TestKubeletJoinsAndRunsTheBackend(t *testing.T) {
 	next := 0
 	n, err := Prepare(ctx, Config{
 		Lab: "join-test-" + filepath.Base(work), Dir: filepath.Join(work, "node"), APIServer: server,
-		CACert: caPath, CAKey: caKeyPath, ServiceCIDR: "10.96.0.0/16", Kubelet: bins[tools.Kubelet],
+		CACert: caPath, CAKey: caKeyPath, ServiceCIDR: "10.96.0.0/16", Kubelet: bins[tools.Kubelet], Runtime: rt,
 		RepoRoot: repo, ImageCache: filepath.Join(work, "images"), Mirrors: map[string]string{"ghcr.io": reg.URL},
 		Port: func(string) (int, error) { next++; return freePort(t), nil }, Env: env,
 	})
@@ -165,7 +166,7 @@ func TestKubeletJoinsAndRunsTheBackend(t *testing.T) {
 			n.Undo(context.Background())
 		}
 	})
-	p := n.Containerd("containerd")
+	p := n.Containerd()
 	startProc(t, work, "containerd", p.Binary, p.Env, p.Args...)
 	waitFor(t, ctx, time.Minute, "containerd", func() error { return p.Ready(ctx) }, work, "containerd.log")
 	if err := n.LoadPause(ctx, pauseC(t)); err != nil {

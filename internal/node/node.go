@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -70,6 +71,7 @@ type Config struct {
 	Kubelet     string // binaries
 	KubeProxy   string
 	CoreDNS     string
+	Runtime     Runtime
 	RepoRoot    string // builds the images from apps/ and charts/
 	ImageCache  string // image tarballs, by source digest
 	// Mirrors sends pulls from a registry host (ghcr.io) to a mirror
@@ -80,6 +82,37 @@ type Config struct {
 	Port func(name string) (int, error)
 	Env  []string // the environment every process starts with
 	Log  *slog.Logger
+}
+
+// Runtime is the node's container runtime, built from Go modules
+// (lab/tools/runtime): containerd, its runc shim, ctr, runc, and the CNI
+// plugins by the name containerd and the conflist give them.
+type Runtime struct {
+	Containerd, Shim, Ctr, Runc string
+	CNIPlugins                  map[string]string // "bridge" → its binary
+}
+
+// CNIPlugins are the plugins containerd runs for every pod: loopback for
+// the pod's lo, and the conflist's (cniConfig) bridge and host-local.
+var CNIPlugins = []string{"bridge", "host-local", "loopback"}
+
+func (r Runtime) check() error {
+	var missing []string
+	for name, p := range map[string]string{"containerd": r.Containerd, "containerd-shim-runc-v2": r.Shim, "ctr": r.Ctr, "runc": r.Runc} {
+		if p == "" {
+			missing = append(missing, name)
+		}
+	}
+	for _, name := range CNIPlugins {
+		if r.CNIPlugins[name] == "" {
+			missing = append(missing, "CNI plugin "+name)
+		}
+	}
+	if len(missing) > 0 {
+		sort.Strings(missing)
+		return fmt.Errorf("the node's runtime lacks %s (built from lab/tools/runtime)", strings.Join(missing, ", "))
+	}
+	return nil
 }
 
 // Node is a prepared real node.
@@ -117,6 +150,9 @@ func HostTaken() bool {
 
 func Prepare(ctx context.Context, cfg Config) (*Node, error) {
 	if err := Check(); err != nil {
+		return nil, err
+	}
+	if err := cfg.Runtime.check(); err != nil {
 		return nil, err
 	}
 	if cfg.Log == nil {
@@ -287,6 +323,9 @@ func (n *Node) port(name string) (int, error) {
 
 func (n *Node) writeConfigs() error {
 	d := n.cfg.Dir
+	if err := n.linkRuntime(); err != nil {
+		return err
+	}
 	for _, sub := range []string{"containerd/certs.d", "cni/net.d", "cni/ipam", "kubelet/root", "kubelet/pod-logs", "kubelet/volume-plugins", "pki", "coredns", "kube-proxy"} {
 		if err := os.MkdirAll(filepath.Join(d, sub), 0o700); err != nil {
 			return err
@@ -300,7 +339,7 @@ func (n *Node) writeConfigs() error {
 	write := func(rel, content string) error {
 		return fsutil.WriteFileAtomic(filepath.Join(d, rel), []byte(content), 0o600)
 	}
-	if err := write("containerd/config.toml", containerdConfig(d, image.PauseRef)); err != nil {
+	if err := write("containerd/config.toml", containerdConfig(d, image.PauseRef, n.cfg.Runtime.Runc)); err != nil {
 		return err
 	}
 	if err := write("cni/net.d/10-tug.conflist", cniConfig(d, n.Net)); err != nil {
@@ -378,15 +417,47 @@ func (n *Node) writeConfigs() error {
 	return write("coredns/Corefile", corefile(n.Net, dnsKC, dh, dr))
 }
 
+// linkRuntime puts the runtime's programs where containerd looks for
+// them: the shim in bin/, first on containerd's PATH (containerd runs
+// "containerd-shim-runc-v2" from its PATH), and the CNI plugins in
+// cni/bin/ under their plugin names. Links to the tool cache, made anew
+// each start, so a rebuilt tool is the one used.
+func (n *Node) linkRuntime() error {
+	links := map[string]string{filepath.Join("bin", "containerd-shim-runc-v2"): n.cfg.Runtime.Shim}
+	for name, p := range n.cfg.Runtime.CNIPlugins {
+		links[filepath.Join("cni", "bin", name)] = p
+	}
+	for _, sub := range []string{"bin", "cni/bin"} {
+		if err := os.RemoveAll(filepath.Join(n.cfg.Dir, sub)); err != nil {
+			return err
+		}
+		if err := os.MkdirAll(filepath.Join(n.cfg.Dir, sub), 0o755); err != nil {
+			return err
+		}
+	}
+	for link, target := range links {
+		abs, err := filepath.Abs(target)
+		if err != nil {
+			return err
+		}
+		if err := os.Symlink(abs, filepath.Join(n.cfg.Dir, link)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // Containerd is the runtime's process; start it first and load the images
 // (LoadImages) once it serves.
-func (n *Node) Containerd(bin string) Proc {
+func (n *Node) Containerd() Proc {
 	// A pull of an image the node lacks must not reach a registry (or a
 	// DNS server) off this machine: every pull goes to a proxy on a
-	// loopback port nothing listens on, and fails there.
-	env := append(append([]string(nil), n.cfg.Env...), "HTTPS_PROXY=http://127.0.0.1:9", "HTTP_PROXY=http://127.0.0.1:9", "NO_PROXY=", "https_proxy=http://127.0.0.1:9", "http_proxy=http://127.0.0.1:9", "no_proxy=")
+	// loopback port nothing listens on, and fails there. The node's bin/
+	// comes first on PATH, so containerd runs the shim built with it.
+	env := withPath(n.cfg.Env, filepath.Join(n.cfg.Dir, "bin"))
+	env = append(env, "HTTPS_PROXY=http://127.0.0.1:9", "HTTP_PROXY=http://127.0.0.1:9", "NO_PROXY=", "https_proxy=http://127.0.0.1:9", "http_proxy=http://127.0.0.1:9", "no_proxy=")
 	return Proc{
-		Name: "containerd", Binary: bin, Env: env,
+		Name: "containerd", Binary: n.cfg.Runtime.Containerd, Env: env,
 		Args: []string{"--config", filepath.Join(n.cfg.Dir, "containerd/config.toml")},
 		Ready: func(ctx context.Context) error {
 			return n.ctr(ctx, "version")
@@ -394,8 +465,25 @@ func (n *Node) Containerd(bin string) Proc {
 	}
 }
 
+// withPath returns env with dir first on its PATH.
+func withPath(env []string, dir string) []string {
+	out := make([]string, 0, len(env)+1)
+	path := ""
+	for _, kv := range env {
+		if v, ok := strings.CutPrefix(kv, "PATH="); ok {
+			path = v
+			continue
+		}
+		out = append(out, kv)
+	}
+	if path == "" {
+		path = os.Getenv("PATH")
+	}
+	return append(out, "PATH="+dir+string(os.PathListSeparator)+path)
+}
+
 func (n *Node) ctr(ctx context.Context, args ...string) error {
-	return run(ctx, "ctr", append([]string{"--address", filepath.Join(n.cfg.Dir, "containerd.sock"), "--namespace", "k8s.io"}, args...)...)
+	return run(ctx, n.cfg.Runtime.Ctr, append([]string{"--address", filepath.Join(n.cfg.Dir, "containerd.sock"), "--namespace", "k8s.io"}, args...)...)
 }
 
 // LoadPause builds (or takes from the cache) the sandbox image and

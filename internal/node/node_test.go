@@ -8,6 +8,7 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/pem"
+	"fmt"
 	"math/big"
 	"net"
 	"os"
@@ -19,6 +20,7 @@ import (
 	"time"
 
 	"github.com/tug-gitops/tug/internal/image"
+	"github.com/tug-gitops/tug/internal/tools"
 )
 
 func TestNetworkForIsStableAndApart(t *testing.T) {
@@ -100,6 +102,71 @@ func TestCorefileHasNoForwarder(t *testing.T) {
 	}
 }
 
+// builtRuntime is the node's runtime from the tool cache; it skips when a
+// tool is not built yet (tug lab up --node real builds them).
+func builtRuntime(t *testing.T) Runtime {
+	t.Helper()
+	b := &tools.Builder{ModulesDir: "../../lab/tools"}
+	path := func(tl tools.Tool) string {
+		p, err := b.Path(tl)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := os.Stat(p); err != nil {
+			t.Skipf("%s is not built yet (tug lab up --node real builds it)", tl)
+		}
+		return p
+	}
+	r := Runtime{Containerd: path(tools.Containerd), Shim: path(tools.ContainerdShim), Ctr: path(tools.Ctr), Runc: path(tools.Runc), CNIPlugins: map[string]string{}}
+	for tl, name := range tools.CNIPlugins {
+		r.CNIPlugins[name] = path(tl)
+	}
+	return r
+}
+
+// The configuration is one the pinned containerd reads as meant: its own
+// dump of it (config dump merges the defaults, and would migrate an older
+// version and warn) is version 4, listens on the node's socket, names
+// the built runc, the node's CNI folder, the local sandbox image, the
+// mirrors' folder and restrict_oom_score_adj, and leaves NRI off.
+func TestContainerdReadsTheNodeConfig(t *testing.T) {
+	rt := builtRuntime(t)
+	dir := t.TempDir()
+	cfg := filepath.Join(dir, "config.toml")
+	if err := os.WriteFile(cfg, []byte(containerdConfig(dir, image.PauseRef, rt.Runc)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	out, err := exec.Command(rt.Containerd, "--config", cfg, "config", "dump").CombinedOutput()
+	if err != nil {
+		t.Fatalf("containerd config dump: %v\n%s", err, out)
+	}
+	dump := string(out)
+	if strings.Contains(dump, "migrated") {
+		t.Errorf("containerd migrates the node config: write the version it reads as is\n%s", dump)
+	}
+	for _, want := range []string{
+		"version = 4",
+		fmt.Sprintf("address = %q", dir+"/containerd.sock"),
+		fmt.Sprintf("BinaryName = %q", rt.Runc),
+		fmt.Sprintf("bin_dirs = [%q]", dir+"/cni/bin"),
+		fmt.Sprintf("sandbox = %q", image.PauseRef),
+		fmt.Sprintf("config_path = %q", dir+"/containerd/certs.d"),
+		"restrict_oom_score_adj = true",
+		"'io.containerd.nri.v1.nri'",
+	} {
+		if !strings.Contains(strings.ReplaceAll(dump, "'", `"`), strings.ReplaceAll(want, "'", `"`)) {
+			t.Errorf("containerd's dump of the node config lacks %s:\n%s", want, dump)
+		}
+	}
+}
+
+func TestWithPathPutsTheNodesBinFirst(t *testing.T) {
+	got := withPath([]string{"HOME=/h", "PATH=/usr/bin:/bin"}, "/node/bin")
+	if strings.Join(got, " ") != "HOME=/h PATH=/node/bin:/usr/bin:/bin" {
+		t.Fatalf("withPath = %q", got)
+	}
+}
+
 // needRealHost skips unless this host can run a real node.
 func needRealHost(t *testing.T) {
 	t.Helper()
@@ -146,6 +213,7 @@ func pauseC(t *testing.T) string {
 // the node's images loaded, the host afterwards is what it was before.
 func TestUndoAfterKillLeavesHostAsFound(t *testing.T) {
 	needRealHost(t)
+	rt := builtRuntime(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 	before, err := Snapshot(ctx)
@@ -159,6 +227,7 @@ func TestUndoAfterKillLeavesHostAsFound(t *testing.T) {
 	n, err := Prepare(ctx, Config{
 		Lab: "node-test-" + filepath.Base(work), Dir: filepath.Join(work, "node"), APIServer: "https://127.0.0.1:1",
 		CACert: ca, CAKey: caKey, ServiceCIDR: "10.96.0.0/16",
+		Runtime:  rt,
 		RepoRoot: repo, ImageCache: filepath.Join(work, "images"), Mirrors: map[string]string{"ghcr.io": "http://127.0.0.1:1"},
 		Port: func(string) (int, error) { next++; return 40000 + next, nil },
 		Env:  os.Environ(),
@@ -175,7 +244,7 @@ func TestUndoAfterKillLeavesHostAsFound(t *testing.T) {
 	if out, err := exec.Command("nft", "list", "table", "inet", n.Net.Table).CombinedOutput(); err != nil || !strings.Contains(string(out), "pods never reach another interface") {
 		t.Fatalf("the node's nftables table is missing: %v\n%s", err, out)
 	}
-	p := n.Containerd("containerd")
+	p := n.Containerd()
 	cmd := exec.Command(p.Binary, p.Args...)
 	cmd.Env = p.Env
 	logf, _ := os.Create(filepath.Join(work, "containerd.log"))
@@ -196,7 +265,7 @@ func TestUndoAfterKillLeavesHostAsFound(t *testing.T) {
 	if err := n.LoadPause(ctx, pauseC(t)); err != nil {
 		t.Fatal(err)
 	}
-	out, err := exec.Command("ctr", "--address", filepath.Join(work, "node", "containerd.sock"), "-n", "k8s.io", "images", "ls", "-q").Output()
+	out, err := exec.Command(rt.Ctr, "--address", filepath.Join(work, "node", "containerd.sock"), "-n", "k8s.io", "images", "ls", "-q").Output()
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,5 +1,6 @@
 // Package tools builds the lab's third-party programs — Kubernetes, Argo CD,
-// Helm, kine, kwok and Gitea — from the Go modules pinned under lab/tools,
+// Helm, kine, kwok, Gitea and the real node's containerd, runc and CNI
+// plugins — from the Go modules pinned under lab/tools,
 // once, into a cache directory, and finds them again on later runs.
 //
 // Each program is a `tool` dependency of a small module of its own, because
@@ -48,10 +49,32 @@ const (
 	Kubelet   Tool = "kubelet"
 	KubeProxy Tool = "kube-proxy"
 	CoreDNS   Tool = "coredns"
+	// The real node's container runtime: containerd, its runc shim, ctr
+	// (imports the sandbox image), runc, and the CNI plugins containerd
+	// runs for every pod (loopback for the pod's lo, the conflist's bridge
+	// and host-local). A CNI plugin's binary is cached under its tool name
+	// (cni-bridge); the node links it into its CNI folder under the name
+	// the conflist gives (bridge).
+	Containerd     Tool = "containerd"
+	ContainerdShim Tool = "containerd-shim-runc-v2"
+	Ctr            Tool = "ctr"
+	Runc           Tool = "runc"
+	CNIBridge      Tool = "cni-bridge"
+	CNIHostLocal   Tool = "cni-host-local"
+	CNILoopback    Tool = "cni-loopback"
 )
 
-// Node lists the tools a real node needs on top of All.
-var Node = []Tool{Kubelet, KubeProxy, CoreDNS}
+// Runtime lists the real node's container runtime tools.
+var Runtime = []Tool{Containerd, ContainerdShim, Ctr, Runc, CNIBridge, CNIHostLocal, CNILoopback}
+
+// CNIPlugins maps each CNI plugin tool to the plugin's name, the binary
+// name containerd and the conflist look for.
+var CNIPlugins = map[Tool]string{CNIBridge: "bridge", CNIHostLocal: "host-local", CNILoopback: "loopback"}
+
+// Node lists the tools a real node needs on top of All: its runtime first
+// (containerd starts before the control plane), then the kubelet,
+// kube-proxy and CoreDNS.
+var Node = append(append([]Tool(nil), Runtime...), Kubelet, KubeProxy, CoreDNS)
 
 // All lists every tool, in the order a lab needs them.
 var All = []Tool{Kine, KubeAPIServer, KubeControllerManager, KubeScheduler, Kwok, ArgoCD, Helm, Gitea}
@@ -62,6 +85,7 @@ type recipe struct {
 	ldflags string // extra -ldflags
 	tags    string // build tags
 	cgo     bool   // needs CGO_ENABLED=1
+	noCgo   bool   // built with CGO_ENABLED=0 (a static binary, as upstream ships it)
 }
 
 const kubeVersionFlags = "-X k8s.io/component-base/version.gitVersion=v1.34.4 -X k8s.io/component-base/version.gitMajor=1 -X k8s.io/component-base/version.gitMinor=34 " +
@@ -83,7 +107,27 @@ var recipes = map[Tool]recipe{
 	Kubelet:   {module: "node", pkg: "k8s.io/kubernetes/cmd/kubelet", ldflags: kubeVersionFlags},
 	KubeProxy: {module: "node", pkg: "k8s.io/kubernetes/cmd/kube-proxy", ldflags: kubeVersionFlags},
 	CoreDNS:   {module: "coredns", pkg: "github.com/coredns/coredns"},
+	// containerd, runc and the CNI plugins with their upstream Makefiles'
+	// tags and version flags. containerd leaves out the btrfs snapshotter
+	// (no_btrfs: its cgo needs btrfs headers, and the node uses overlayfs);
+	// the shim is static and without gRPC, as upstream builds it. runc
+	// needs cgo (nsenter is C) and libseccomp's headers for seccomp, which
+	// the pods' RuntimeDefault profile needs; upstream's libpathrs tag is
+	// left out (a Rust library), so runc uses its pure-Go path resolution.
+	Containerd:     {module: "runtime", pkg: "github.com/containerd/containerd/v2/cmd/containerd", ldflags: containerdVersionFlags, tags: "urfave_cli_no_docs no_btrfs"},
+	ContainerdShim: {module: "runtime", pkg: "github.com/containerd/containerd/v2/cmd/containerd-shim-runc-v2", ldflags: containerdVersionFlags, tags: "urfave_cli_no_docs no_grpc", noCgo: true},
+	Ctr:            {module: "runtime", pkg: "github.com/containerd/containerd/v2/cmd/ctr", ldflags: containerdVersionFlags, tags: "urfave_cli_no_docs no_btrfs"},
+	Runc:           {module: "runtime", pkg: "github.com/opencontainers/runc", tags: "seccomp urfave_cli_no_docs", cgo: true},
+	CNIBridge:      {module: "runtime", pkg: "github.com/containernetworking/plugins/plugins/main/bridge", ldflags: cniVersionFlags, noCgo: true},
+	CNIHostLocal:   {module: "runtime", pkg: "github.com/containernetworking/plugins/plugins/ipam/host-local", ldflags: cniVersionFlags, noCgo: true},
+	CNILoopback:    {module: "runtime", pkg: "github.com/containernetworking/plugins/plugins/main/loopback", ldflags: cniVersionFlags, noCgo: true},
 }
+
+// The versions lab/tools/runtime/go.mod pins, for the programs' --version.
+const (
+	containerdVersionFlags = "-X github.com/containerd/containerd/v2/version.Version=v2.4.2"
+	cniVersionFlags        = "-X github.com/containernetworking/plugins/pkg/utils/buildversion.BuildVersion=v1.10.0"
+)
 
 // Builder finds or builds tool binaries.
 type Builder struct {
@@ -228,6 +272,9 @@ func (b *Builder) build(ctx context.Context, t Tool, path string) error {
 	if r.cgo {
 		cmd.Env = append(cmd.Env, "CGO_ENABLED=1")
 	}
+	if r.noCgo {
+		cmd.Env = append(cmd.Env, "CGO_ENABLED=0")
+	}
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
 	// The go command runs the compiler, the linker and cgo's C compiler as
@@ -275,6 +322,10 @@ func (b *Builder) key(r recipe) (string, error) {
 		h.Write(data)
 	}
 	fmt.Fprintf(h, "%s|%s|%s|%v|%s|%s/%s", r.pkg, r.ldflags, r.tags, r.cgo, runtime.Version(), runtime.GOOS, runtime.GOARCH)
+	if r.noCgo {
+		// Only where set, so the keys of the other tools stay as they were.
+		h.Write([]byte("|CGO_ENABLED=0"))
+	}
 	return hex.EncodeToString(h.Sum(nil))[:12], nil
 }
 
