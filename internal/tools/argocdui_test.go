@@ -95,3 +95,68 @@ func TestRegistryDown(t *testing.T) {
 		t.Fatalf("registry down: %v", err)
 	}
 }
+
+// The UI build adds the built UI to the source tree by -overlay: Go embeds
+// the built files (and not the files only the tree has), the tree is left
+// as it was, and of a module built before only the package that embeds
+// the UI and its importers are compiled again.
+func TestUIOverlayRecompilesOnlyTheEmbeddingPackages(t *testing.T) {
+	if _, err := exec.LookPath("go"); err != nil {
+		t.Skip("go not on PATH")
+	}
+	ctx := context.Background()
+	root := t.TempDir()
+	src := &argoCDSource{dir: filepath.Join(root, "argo"), build: filepath.Join(root, "build")}
+	files := map[string]string{
+		"argo/go.mod":              "module example.com/argo\n\ngo 1.22\n",
+		"argo/ui/ui.go":            "package ui\n\nimport \"embed\"\n\n//go:embed dist/app\nvar App embed.FS\n",
+		"argo/ui/dist/app/gitkeep": "",
+		"argo/other/other.go":      "package other\n\nconst Name = \"other\"\n",
+		"argo/cmd/main.go": "package main\n\nimport (\n\t\"fmt\"\n\t\"io/fs\"\n\n\t\"example.com/argo/other\"\n\t\"example.com/argo/ui\"\n)\n\n" +
+			"func main() {\n\tfs.WalkDir(ui.App, \".\", func(p string, d fs.DirEntry, _ error) error {\n\t\tif !d.IsDir() {\n\t\t\tb, _ := fs.ReadFile(ui.App, p)\n\t\t\tfmt.Printf(\"%s=%s\\n\", p, b)\n\t\t}\n\t\treturn nil\n\t})\n\tfmt.Println(other.Name)\n}\n",
+		"build/go.mod":            "module example.com/build\n\ngo 1.22\n\nrequire example.com/argo v0.0.0\n\nreplace example.com/argo => " + src.dir + "\n",
+		"built/index.html":        "<title>Argo CD</title>",
+		"built/assets/main.js":    "main()",
+	}
+	for name, data := range files {
+		p := filepath.Join(root, name)
+		os.MkdirAll(filepath.Dir(p), 0o755)
+		if err := os.WriteFile(p, []byte(data), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	env := append(os.Environ(), "GOFLAGS=-mod=mod", "GOPROXY=off", "GOWORK=off")
+	goBuild := func(args ...string) []string {
+		t.Helper()
+		cmd := exec.CommandContext(ctx, "go", append([]string{"build", "-v", "-o", filepath.Join(root, "argocd")}, append(args, "example.com/argo/cmd")...)...)
+		cmd.Dir, cmd.Env = src.build, env
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			t.Fatalf("go build %v: %v\n%s", args, err, out)
+		}
+		return strings.Fields(string(out))
+	}
+	goBuild() // the API-only build
+	overlay := filepath.Join(root, "overlay.json")
+	if err := src.uiOverlay(filepath.Join(root, "built"), overlay); err != nil {
+		t.Fatal(err)
+	}
+	compiled := goBuild("-overlay", overlay)
+	if strings.Join(compiled, " ") != "example.com/argo/ui example.com/argo/cmd" {
+		t.Errorf("compiled again with the UI: %q, want only the ui package and its importer", compiled)
+	}
+	out, err := exec.CommandContext(ctx, filepath.Join(root, "argocd")).Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := "dist/app/assets/main.js=main()\ndist/app/index.html=<title>Argo CD</title>\nother\n"
+	if string(out) != want {
+		t.Errorf("the binary embeds:\n%s\nwant:\n%s", out, want)
+	}
+	if entries, _ := os.ReadDir(filepath.Join(src.dir, "ui", "dist", "app")); len(entries) != 1 || entries[0].Name() != "gitkeep" {
+		t.Errorf("the source tree's ui/dist/app changed: %v", entries)
+	}
+	if err := src.uiOverlay(filepath.Join(root, "empty"), overlay); err == nil {
+		t.Error("an overlay from a missing or empty build must fail")
+	}
+}
