@@ -114,9 +114,9 @@ func TestUIOverlayRecompilesOnlyTheEmbeddingPackages(t *testing.T) {
 		"argo/other/other.go":      "package other\n\nconst Name = \"other\"\n",
 		"argo/cmd/main.go": "package main\n\nimport (\n\t\"fmt\"\n\t\"io/fs\"\n\n\t\"example.com/argo/other\"\n\t\"example.com/argo/ui\"\n)\n\n" +
 			"func main() {\n\tfs.WalkDir(ui.App, \".\", func(p string, d fs.DirEntry, _ error) error {\n\t\tif !d.IsDir() {\n\t\t\tb, _ := fs.ReadFile(ui.App, p)\n\t\t\tfmt.Printf(\"%s=%s\\n\", p, b)\n\t\t}\n\t\treturn nil\n\t})\n\tfmt.Println(other.Name)\n}\n",
-		"build/go.mod":            "module example.com/build\n\ngo 1.22\n\nrequire example.com/argo v0.0.0\n\nreplace example.com/argo => " + src.dir + "\n",
-		"built/index.html":        "<title>Argo CD</title>",
-		"built/assets/main.js":    "main()",
+		"build/go.mod":         "module example.com/build\n\ngo 1.22\n\nrequire example.com/argo v0.0.0\n\nreplace example.com/argo => " + src.dir + "\n",
+		"built/index.html":     "<title>Argo CD</title>",
+		"built/assets/main.js": "main()",
 	}
 	for name, data := range files {
 		p := filepath.Join(root, name)
