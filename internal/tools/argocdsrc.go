@@ -81,7 +81,8 @@ func (b *Builder) argoCDSource(ctx context.Context) (*argoCDSource, error) {
 	}
 	toolMod := filepath.Join(b.ModulesDir, recipes[ArgoCD].module)
 	for _, f := range []string{"go.mod", "go.sum"} {
-		if err := copyFile(filepath.Join(toolMod, f), filepath.Join(s.build, f), 0o644); err != nil {
+		err := copyFile(filepath.Join(toolMod, f), filepath.Join(s.build, f), 0o644)
+		if err != nil && !(f == "go.sum" && errors.Is(err, os.ErrNotExist)) {
 			return nil, err
 		}
 	}

@@ -160,3 +160,72 @@ func TestUIOverlayRecompilesOnlyTheEmbeddingPackages(t *testing.T) {
 		t.Error("an overlay from a missing or empty build must fail")
 	}
 }
+
+// The source tree is made once, whole, at a path keyed like argocd's
+// binary, with a module that replaces argo-cd by it; a tree left without
+// its completion mark (an interrupted copy) is made again.
+func TestArgoCDSourceIsMadeOnceAndStamped(t *testing.T) {
+	if _, err := exec.LookPath("go"); err != nil {
+		t.Skip("go not on PATH")
+	}
+	t.Setenv("GOFLAGS", "-mod=mod")
+	t.Setenv("GOPROXY", "off")
+	t.Setenv("GOWORK", "off")
+	root := t.TempDir()
+	files := map[string]string{
+		"argo/go.mod":     "module " + argoCDModule + "\n\ngo 1.22\n",
+		"argo/ui/ui.go":   "package ui\n",
+		"clientgo/go.mod": "module k8s.io/client-go\n\ngo 1.22\n",
+		"tools/argocd/go.mod": "module example.com/tools/argocd\n\ngo 1.22\n\nrequire (\n\t" + argoCDModule + " v3.2.11\n\tk8s.io/client-go v0.34.4\n)\n\n" +
+			"replace (\n\t" + argoCDModule + " => " + filepath.Join(root, "argo") + "\n\tk8s.io/client-go => " + filepath.Join(root, "clientgo") + "\n)\n",
+	}
+	for name, data := range files {
+		p := filepath.Join(root, name)
+		os.MkdirAll(filepath.Dir(p), 0o755)
+		if err := os.WriteFile(p, []byte(data), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	b := &Builder{ModulesDir: filepath.Join(root, "tools"), CacheDir: filepath.Join(root, "cache", "bin")}
+	ctx := context.Background()
+	src, err := b.argoCDSource(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	bin, _ := b.Path(ArgoCD)
+	if want := filepath.Join(root, "cache", "argocd-src", strings.TrimPrefix(filepath.Base(filepath.Dir(bin)), "argocd-"), "argo-cd"); src.dir != want {
+		t.Errorf("source at %s, want %s", src.dir, want)
+	}
+	if _, err := os.Stat(filepath.Join(src.dir, "ui", "ui.go")); err != nil {
+		t.Errorf("the copy lacks ui/ui.go: %v", err)
+	}
+	mod, _ := os.ReadFile(filepath.Join(src.build, "go.mod"))
+	if !strings.Contains(string(mod), argoCDModule+" => "+src.dir) {
+		t.Errorf("the build module does not replace argo-cd by the copy:\n%s", mod)
+	}
+	for _, want := range []string{"common.version=3.2.11 ", "common.gitTag=v3.2.11 ", "common.kubectlVersion=v0.34.4"} {
+		if !strings.Contains(src.ldflags(), want) {
+			t.Errorf("ldflags %q lack %q", src.ldflags(), want)
+		}
+	}
+	// Made once: a second call keeps the tree as it is.
+	mark := filepath.Join(src.dir, "mark")
+	os.WriteFile(mark, nil, 0o644)
+	if _, err := b.argoCDSource(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(mark); err != nil {
+		t.Error("a complete tree was made again")
+	}
+	// Without its completion mark the tree is made again, whole.
+	os.Remove(filepath.Join(filepath.Dir(src.dir), "complete"))
+	if _, err := b.argoCDSource(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(mark); err == nil {
+		t.Error("an incomplete tree was used as it was")
+	}
+	if _, err := os.Stat(filepath.Join(src.dir, "ui", "ui.go")); err != nil {
+		t.Errorf("the remade copy lacks ui/ui.go: %v", err)
+	}
+}
