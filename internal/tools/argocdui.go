@@ -12,7 +12,6 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -87,11 +86,14 @@ func (b *Builder) cacheDir() string {
 	return DefaultCacheDir()
 }
 
-// uiKey extends argocd's own cache key with the UI's inputs: the pinned
-// yarn, argo-ui's commit and the Node major version (webpack's output
-// depends on it).
+// uiKey extends the key of argocd's module and package with the UI's
+// inputs: the pinned yarn, argo-ui's commit, the stamping and the Node
+// major version (webpack's output depends on it). How the API-only
+// argocd is built is left out: the UI binary's content does not depend on
+// it.
 func (b *Builder) uiKey() (string, error) {
-	key, err := b.key(recipes[ArgoCD])
+	r := recipes[ArgoCD]
+	key, err := b.key(recipe{module: r.module, pkg: r.pkg})
 	if err != nil {
 		return "", err
 	}
@@ -138,13 +140,10 @@ const argoCDLdflagsTemplate = "-X {{pkg}}.version={{version}} -X {{pkg}}.buildDa
 
 // uiBuild holds one UI build's folders.
 type uiBuild struct {
-	b       *Builder
-	work    string // scratch folder, kept between attempts (yarn and Go caches key on its paths)
-	modDir  string // the argo-cd module in the module cache (read-only)
-	version string // e.g. 3.2.11
-	date    string // the module version's time, as buildDate
-	kubectl string // k8s.io/client-go's version, as kubectlVersion
-	env     []string
+	b    *Builder
+	work string        // scratch folder, kept between attempts (yarn's caches key on its paths)
+	src  *argoCDSource // the tree the API-only argocd is built from
+	env  []string
 }
 
 func (b *Builder) buildArgoCDUI(ctx context.Context, path string) error {
@@ -155,28 +154,30 @@ func (b *Builder) buildArgoCDUI(ctx context.Context, path string) error {
 	if err := u.checkNode(); err != nil {
 		return err
 	}
-	if err := u.locateModule(ctx); err != nil {
-		return err
+	src, err := b.argoCDSource(ctx)
+	if err != nil {
+		return fmt.Errorf("argocd web UI: %w", err)
 	}
+	u.src = src
 	type step struct {
 		name string
 		run  func(context.Context) error
 	}
-	steps := []step{{"writable module copy with ui/dist/app", u.moduleCopy}}
+	var steps []step
 	// The work folder is keyed like the binary: a UI built by an attempt
 	// that failed later (in go build, or stopped) is used again.
 	built := filepath.Join(u.work, "ui-built")
 	if _, err := os.Stat(built); err == nil {
 		log.Info("argocd web UI", "step", "yarn build", "note", "kept from an earlier attempt in "+u.work)
 	} else {
-		steps = append([]step{
+		steps = []step{
 			{"copy ui/ source", u.copyUI},
 			{"argo-ui source", u.argoUI},
 			{"yarn " + yarnVersion, u.installYarn},
 			{"yarn install --frozen-lockfile", u.yarnInstall},
 			{"yarn build", u.yarnBuild},
 			{"", func(context.Context) error { return os.WriteFile(built, nil, 0o644) }},
-		}, steps...)
+		}
 	}
 	for _, s := range steps {
 		if s.name == "" {
@@ -196,8 +197,9 @@ func (b *Builder) buildArgoCDUI(ctx context.Context, path string) error {
 		return fmt.Errorf("argocd web UI, step \"go build\": %w", err)
 	}
 	log.Info("argocd web UI", "step", "go build", "took", time.Since(t).Round(time.Second))
-	// node_modules and the module copy are 500+ MB; the yarn cache beside
-	// them keeps a rebuild (a new pin) fast.
+	// node_modules is 500+ MB; the yarn cache beside it keeps a rebuild
+	// (a new pin) fast. The source tree stays: the API-only argocd is
+	// built from it too.
 	os.RemoveAll(u.work)
 	log.Info("built", "tool", "argocd with web UI", "took", time.Since(start).Round(time.Second))
 	return nil
@@ -215,47 +217,6 @@ func (u *uiBuild) checkNode() error {
 	return nil
 }
 
-// locateModule finds argo-cd's module source through the argocd tool
-// module, so the UI and the Go code are the pinned version's.
-func (u *uiBuild) locateModule(ctx context.Context) error {
-	dir := filepath.Join(u.b.ModulesDir, recipes[ArgoCD].module)
-	cmd := exec.CommandContext(ctx, "go", "list", "-m", "-json", argoCDModule, "k8s.io/client-go")
-	cmd.Dir = dir
-	out, err := cmd.Output()
-	if err != nil {
-		return fmt.Errorf("go list -m %s in %s: %w", argoCDModule, dir, err)
-	}
-	dec := json.NewDecoder(bytes.NewReader(out))
-	for {
-		var m struct {
-			Path, Version, Dir, Time string
-			Replace                  *struct{ Version string }
-		}
-		if err := dec.Decode(&m); errors.Is(err, io.EOF) {
-			break
-		} else if err != nil {
-			return err
-		}
-		switch m.Path {
-		case argoCDModule:
-			u.modDir, u.version, u.date = m.Dir, strings.TrimPrefix(m.Version, "v"), m.Time
-		case "k8s.io/client-go":
-			// upstream's Makefile: the last field of `go list -m k8s.io/client-go`
-			u.kubectl = m.Version
-			if m.Replace != nil && m.Replace.Version != "" {
-				u.kubectl = m.Replace.Version
-			}
-		}
-	}
-	if u.modDir == "" {
-		return fmt.Errorf("module %s has no source folder (run go mod download in %s)", argoCDModule, dir)
-	}
-	if u.date == "" {
-		u.date = "1970-01-01T00:00:00Z"
-	}
-	return nil
-}
-
 // copyUI copies ui/ out of the read-only module cache.
 func (u *uiBuild) copyUI(ctx context.Context) error {
 	dst := filepath.Join(u.work, "ui")
@@ -264,13 +225,13 @@ func (u *uiBuild) copyUI(ctx context.Context) error {
 	if err := os.MkdirAll(dst, 0o755); err != nil {
 		return err
 	}
-	entries, err := os.ReadDir(filepath.Join(u.modDir, "ui"))
+	entries, err := os.ReadDir(filepath.Join(u.src.modDir, "ui"))
 	if err != nil {
 		return err
 	}
 	for _, e := range entries {
 		os.RemoveAll(filepath.Join(dst, e.Name()))
-		if err := copyTree(filepath.Join(u.modDir, "ui", e.Name()), filepath.Join(dst, e.Name())); err != nil {
+		if err := copyTree(ctx, filepath.Join(u.src.modDir, "ui", e.Name()), filepath.Join(dst, e.Name())); err != nil {
 			return err
 		}
 	}
@@ -381,7 +342,7 @@ func (u *uiBuild) yarnInstall(ctx context.Context) error {
 // yarnBuild runs `yarn build` in the environment of upstream's Dockerfile
 // (its argocd-ui stage).
 func (u *uiBuild) yarnBuild(ctx context.Context) error {
-	env := []string{"ARGO_VERSION=v" + u.version, "HOST_ARCH=" + runtime.GOARCH, "NODE_ENV=production",
+	env := []string{"ARGO_VERSION=v" + u.src.version, "HOST_ARCH=" + runtime.GOARCH, "NODE_ENV=production",
 		"NODE_ONLINE_ENV=online", "NODE_OPTIONS=--max_old_space_size=8192"}
 	saved := u.env
 	u.env = append(append([]string(nil), u.env...), env...)
@@ -395,42 +356,20 @@ func (u *uiBuild) yarnBuild(ctx context.Context) error {
 	return nil
 }
 
-// moduleCopy makes a writable copy of the argo-cd module with the built
-// UI in ui/dist/app, and a module that builds argocd from it: the argocd
-// tool module's go.mod plus a replace.
-func (u *uiBuild) moduleCopy(ctx context.Context) error {
-	src := filepath.Join(u.work, "argo-cd")
-	os.RemoveAll(src)
-	if err := copyTree(u.modDir, src); err != nil {
-		return err
-	}
-	app := filepath.Join(src, "ui", "dist", "app")
-	if err := os.RemoveAll(app); err != nil {
-		return err
-	}
-	if err := copyTree(filepath.Join(u.work, "ui", "dist", "app"), app); err != nil {
-		return err
-	}
-	mod := filepath.Join(u.work, "build")
-	if err := os.MkdirAll(mod, 0o755); err != nil {
-		return err
-	}
-	toolMod := filepath.Join(u.b.ModulesDir, recipes[ArgoCD].module)
-	for _, f := range []string{"go.mod", "go.sum"} {
-		if err := copyFile(filepath.Join(toolMod, f), filepath.Join(mod, f), 0o644); err != nil {
-			return err
-		}
-	}
-	return u.run(ctx, mod, "go", "mod", "edit", "-replace", argoCDModule+"="+src)
-}
-
+// goBuild builds argocd from the source tree the API-only argocd was built
+// from, with the built UI added to its ui/dist/app by -overlay: the tree
+// itself is never changed, and only the packages that embed or import the
+// UI are compiled again.
 func (u *uiBuild) goBuild(ctx context.Context, path string) error {
-	r := strings.NewReplacer("{{pkg}}", argoCDModule+"/common", "{{version}}", u.version, "{{date}}", u.date, "{{kubectl}}", u.kubectl)
+	overlay := filepath.Join(u.work, "overlay.json")
+	if err := u.src.uiOverlay(filepath.Join(u.work, "ui", "dist", "app"), overlay); err != nil {
+		return err
+	}
 	tmp := path + ".tmp"
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		return err
 	}
-	if err := u.run(ctx, filepath.Join(u.work, "build"), "go", "build", "-o", tmp, "-ldflags", r.Replace(argoCDLdflagsTemplate), recipes[ArgoCD].pkg); err != nil {
+	if err := u.run(ctx, u.src.build, "go", "build", "-o", tmp, "-overlay", overlay, "-ldflags", u.src.ldflags(), recipes[ArgoCD].pkg); err != nil {
 		os.Remove(tmp)
 		return err
 	}
@@ -438,13 +377,18 @@ func (u *uiBuild) goBuild(ctx context.Context, path string) error {
 }
 
 func (u *uiBuild) run(ctx context.Context, dir, prog string, args ...string) error {
+	return runCmd(ctx, dir, u.env, prog, args...)
+}
+
+// runCmd runs prog in dir and returns its output's tail on failure. As in
+// build, prog's children (yarn's node processes, webpack, the compiler)
+// run in a process group of their own and all stop with ctx.
+func runCmd(ctx context.Context, dir string, env []string, prog string, args ...string) error {
 	cmd := exec.CommandContext(ctx, prog, args...)
 	cmd.Dir = dir
-	cmd.Env = u.env
+	cmd.Env = env
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
-	// As in build: yarn's node children, webpack and the compiler all
-	// stop with ctx, in a process group of their own.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
 	cmd.WaitDelay = 5 * time.Second
@@ -514,10 +458,13 @@ func checkSHA256(path, want string) error {
 
 // copyTree copies a folder (or file) with writable modes: the module cache
 // is read-only.
-func copyTree(src, dst string) error {
+func copyTree(ctx context.Context, src, dst string) error {
 	return filepath.WalkDir(src, func(p string, d os.DirEntry, err error) error {
 		if err != nil {
 			return err
+		}
+		if err := ctx.Err(); err != nil {
+			return context.Cause(ctx)
 		}
 		rel, err := filepath.Rel(src, p)
 		if err != nil {

@@ -95,3 +95,137 @@ func TestRegistryDown(t *testing.T) {
 		t.Fatalf("registry down: %v", err)
 	}
 }
+
+// The UI build adds the built UI to the source tree by -overlay: Go embeds
+// the built files (and not the files only the tree has), the tree is left
+// as it was, and of a module built before only the package that embeds
+// the UI and its importers are compiled again.
+func TestUIOverlayRecompilesOnlyTheEmbeddingPackages(t *testing.T) {
+	if _, err := exec.LookPath("go"); err != nil {
+		t.Skip("go not on PATH")
+	}
+	ctx := context.Background()
+	root := t.TempDir()
+	src := &argoCDSource{dir: filepath.Join(root, "argo"), build: filepath.Join(root, "build")}
+	files := map[string]string{
+		"argo/go.mod":              "module example.com/argo\n\ngo 1.22\n",
+		"argo/ui/ui.go":            "package ui\n\nimport \"embed\"\n\n//go:embed dist/app\nvar App embed.FS\n",
+		"argo/ui/dist/app/gitkeep": "",
+		"argo/other/other.go":      "package other\n\nconst Name = \"other\"\n",
+		"argo/cmd/main.go": "package main\n\nimport (\n\t\"fmt\"\n\t\"io/fs\"\n\n\t\"example.com/argo/other\"\n\t\"example.com/argo/ui\"\n)\n\n" +
+			"func main() {\n\tfs.WalkDir(ui.App, \".\", func(p string, d fs.DirEntry, _ error) error {\n\t\tif !d.IsDir() {\n\t\t\tb, _ := fs.ReadFile(ui.App, p)\n\t\t\tfmt.Printf(\"%s=%s\\n\", p, b)\n\t\t}\n\t\treturn nil\n\t})\n\tfmt.Println(other.Name)\n}\n",
+		"build/go.mod":         "module example.com/build\n\ngo 1.22\n\nrequire example.com/argo v0.0.0\n\nreplace example.com/argo => " + src.dir + "\n",
+		"built/index.html":     "<title>Argo CD</title>",
+		"built/assets/main.js": "main()",
+	}
+	for name, data := range files {
+		p := filepath.Join(root, name)
+		os.MkdirAll(filepath.Dir(p), 0o755)
+		if err := os.WriteFile(p, []byte(data), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	env := append(os.Environ(), "GOFLAGS=-mod=mod", "GOPROXY=off", "GOWORK=off")
+	goBuild := func(args ...string) []string {
+		t.Helper()
+		cmd := exec.CommandContext(ctx, "go", append([]string{"build", "-v", "-o", filepath.Join(root, "argocd")}, append(args, "example.com/argo/cmd")...)...)
+		cmd.Dir, cmd.Env = src.build, env
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			t.Fatalf("go build %v: %v\n%s", args, err, out)
+		}
+		return strings.Fields(string(out))
+	}
+	goBuild() // the API-only build
+	overlay := filepath.Join(root, "overlay.json")
+	if err := src.uiOverlay(filepath.Join(root, "built"), overlay); err != nil {
+		t.Fatal(err)
+	}
+	compiled := goBuild("-overlay", overlay)
+	if strings.Join(compiled, " ") != "example.com/argo/ui example.com/argo/cmd" {
+		t.Errorf("compiled again with the UI: %q, want only the ui package and its importer", compiled)
+	}
+	out, err := exec.CommandContext(ctx, filepath.Join(root, "argocd")).Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := "dist/app/assets/main.js=main()\ndist/app/index.html=<title>Argo CD</title>\nother\n"
+	if string(out) != want {
+		t.Errorf("the binary embeds:\n%s\nwant:\n%s", out, want)
+	}
+	if entries, _ := os.ReadDir(filepath.Join(src.dir, "ui", "dist", "app")); len(entries) != 1 || entries[0].Name() != "gitkeep" {
+		t.Errorf("the source tree's ui/dist/app changed: %v", entries)
+	}
+	if err := src.uiOverlay(filepath.Join(root, "empty"), overlay); err == nil {
+		t.Error("an overlay from a missing or empty build must fail")
+	}
+}
+
+// The source tree is made once, whole, at a path keyed like argocd's
+// binary, with a module that replaces argo-cd by it; a tree left without
+// its completion mark (an interrupted copy) is made again.
+func TestArgoCDSourceIsMadeOnceAndStamped(t *testing.T) {
+	if _, err := exec.LookPath("go"); err != nil {
+		t.Skip("go not on PATH")
+	}
+	t.Setenv("GOFLAGS", "-mod=mod")
+	t.Setenv("GOPROXY", "off")
+	t.Setenv("GOWORK", "off")
+	root := t.TempDir()
+	files := map[string]string{
+		"argo/go.mod":     "module " + argoCDModule + "\n\ngo 1.22\n",
+		"argo/ui/ui.go":   "package ui\n",
+		"clientgo/go.mod": "module k8s.io/client-go\n\ngo 1.22\n",
+		"tools/argocd/go.mod": "module example.com/tools/argocd\n\ngo 1.22\n\nrequire (\n\t" + argoCDModule + " v3.2.11\n\tk8s.io/client-go v0.34.4\n)\n\n" +
+			"replace (\n\t" + argoCDModule + " => " + filepath.Join(root, "argo") + "\n\tk8s.io/client-go => " + filepath.Join(root, "clientgo") + "\n)\n",
+	}
+	for name, data := range files {
+		p := filepath.Join(root, name)
+		os.MkdirAll(filepath.Dir(p), 0o755)
+		if err := os.WriteFile(p, []byte(data), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	b := &Builder{ModulesDir: filepath.Join(root, "tools"), CacheDir: filepath.Join(root, "cache", "bin")}
+	ctx := context.Background()
+	src, err := b.argoCDSource(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	bin, _ := b.Path(ArgoCD)
+	if want := filepath.Join(root, "cache", "argocd-src", strings.TrimPrefix(filepath.Base(filepath.Dir(bin)), "argocd-"), "argo-cd"); src.dir != want {
+		t.Errorf("source at %s, want %s", src.dir, want)
+	}
+	if _, err := os.Stat(filepath.Join(src.dir, "ui", "ui.go")); err != nil {
+		t.Errorf("the copy lacks ui/ui.go: %v", err)
+	}
+	mod, _ := os.ReadFile(filepath.Join(src.build, "go.mod"))
+	if !strings.Contains(string(mod), argoCDModule+" => "+src.dir) {
+		t.Errorf("the build module does not replace argo-cd by the copy:\n%s", mod)
+	}
+	for _, want := range []string{"common.version=3.2.11 ", "common.gitTag=v3.2.11 ", "common.kubectlVersion=v0.34.4"} {
+		if !strings.Contains(src.ldflags(), want) {
+			t.Errorf("ldflags %q lack %q", src.ldflags(), want)
+		}
+	}
+	// Made once: a second call keeps the tree as it is.
+	mark := filepath.Join(src.dir, "mark")
+	os.WriteFile(mark, nil, 0o644)
+	if _, err := b.argoCDSource(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(mark); err != nil {
+		t.Error("a complete tree was made again")
+	}
+	// Without its completion mark the tree is made again, whole.
+	os.Remove(filepath.Join(filepath.Dir(src.dir), "complete"))
+	if _, err := b.argoCDSource(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(mark); err == nil {
+		t.Error("an incomplete tree was used as it was")
+	}
+	if _, err := os.Stat(filepath.Join(src.dir, "ui", "ui.go")); err != nil {
+		t.Errorf("the remade copy lacks ui/ui.go: %v", err)
+	}
+}

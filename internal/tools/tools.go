@@ -86,6 +86,10 @@ type recipe struct {
 	tags    string // build tags
 	cgo     bool   // needs CGO_ENABLED=1
 	noCgo   bool   // built with CGO_ENABLED=0 (a static binary, as upstream ships it)
+	// fromArgoCDSource builds from argo-cd's source tree (argocdsrc.go),
+	// version-stamped like upstream's release, instead of from the module
+	// cache, so the build with the web UI can reuse its compiled packages.
+	fromArgoCDSource bool
 }
 
 const kubeVersionFlags = "-X k8s.io/component-base/version.gitVersion=v1.34.4 -X k8s.io/component-base/version.gitMajor=1 -X k8s.io/component-base/version.gitMinor=34 " +
@@ -97,7 +101,7 @@ var recipes = map[Tool]recipe{
 	KubeScheduler:         {module: "kube", pkg: "k8s.io/kubernetes/cmd/kube-scheduler", ldflags: kubeVersionFlags},
 	Kine:                  {module: "kine", pkg: "github.com/k3s-io/kine"},
 	Kwok:                  {module: "kine", pkg: "sigs.k8s.io/kwok/cmd/kwok"},
-	ArgoCD:                {module: "argocd", pkg: "github.com/argoproj/argo-cd/v3/cmd"},
+	ArgoCD:                {module: "argocd", pkg: "github.com/argoproj/argo-cd/v3/cmd", fromArgoCDSource: true},
 	Helm:                  {module: "argocd", pkg: "helm.sh/helm/v3/cmd/helm"},
 	Gitea:                 {module: "gitea", pkg: "code.gitea.io/gitea", tags: "sqlite sqlite_unlock_notify", cgo: true},
 	Kubectl:               {module: "kube", pkg: "k8s.io/kubernetes/cmd/kubectl", ldflags: kubeVersionFlags},
@@ -258,16 +262,24 @@ func (b *Builder) build(ctx context.Context, t Tool, path string) error {
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		return err
 	}
+	dir, ldflags := filepath.Join(b.ModulesDir, r.module), r.ldflags
+	if r.fromArgoCDSource {
+		src, err := b.argoCDSource(ctx)
+		if err != nil {
+			return fmt.Errorf("build %s: %w", t, err)
+		}
+		dir, ldflags = src.build, src.ldflags()
+	}
 	args := []string{"build", "-o", tmp}
-	if r.ldflags != "" {
-		args = append(args, "-ldflags", r.ldflags)
+	if ldflags != "" {
+		args = append(args, "-ldflags", ldflags)
 	}
 	if r.tags != "" {
 		args = append(args, "-tags", r.tags)
 	}
 	args = append(args, r.pkg)
 	cmd := exec.CommandContext(ctx, "go", args...)
-	cmd.Dir = filepath.Join(b.ModulesDir, r.module)
+	cmd.Dir = dir
 	cmd.Env = os.Environ()
 	if r.cgo {
 		cmd.Env = append(cmd.Env, "CGO_ENABLED=1")
@@ -325,6 +337,9 @@ func (b *Builder) key(r recipe) (string, error) {
 	if r.noCgo {
 		// Only where set, so the keys of the other tools stay as they were.
 		h.Write([]byte("|CGO_ENABLED=0"))
+	}
+	if r.fromArgoCDSource {
+		fmt.Fprintf(h, "|%s|%s", argoCDSourceLayout, argoCDLdflagsTemplate)
 	}
 	return hex.EncodeToString(h.Sum(nil))[:12], nil
 }
