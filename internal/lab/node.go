@@ -3,7 +3,6 @@ package lab
 import (
 	"context"
 	"fmt"
-	"io"
 	"net"
 	"net/http"
 	"net/http/httputil"
@@ -184,9 +183,10 @@ func (l *Lab) serveFrontends(ctx context.Context) error {
 		go func() { _ = srv.Serve(ln) }()
 		l.closers = append(l.closers, func(context.Context) { srv.Close() })
 		l.mu.Lock()
-		l.status.Endpoints["frontend/"+s.Namespace] = "http://127.0.0.1:" + strconv.Itoa(port)
+		url := "http://127.0.0.1:" + strconv.Itoa(port)
+		l.status.Endpoints["frontend/"+s.Namespace] = url
 		l.mu.Unlock()
-		urls = append(urls, "http://127.0.0.1:"+strconv.Itoa(port)+"/")
+		urls = append(urls, url+"/")
 	}
 	_ = l.ports.save(l.layout.Ports())
 	l.writeStatus()
@@ -198,25 +198,8 @@ func (l *Lab) serveFrontends(ctx context.Context) error {
 // the controller has looked again: the lab is ready when a person opening
 // the shop sees it.
 func waitServing(ctx context.Context, urls []string, timeout time.Duration) error {
-	client := &http.Client{Timeout: 3 * time.Second}
 	for _, u := range urls {
-		err := poll(ctx, timeout, func() error {
-			req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
-			if err != nil {
-				return err
-			}
-			resp, err := client.Do(req)
-			if err != nil {
-				return err
-			}
-			defer resp.Body.Close()
-			_, _ = io.Copy(io.Discard, resp.Body)
-			if resp.StatusCode != http.StatusOK {
-				return fmt.Errorf("%s answered %s", u, resp.Status)
-			}
-			return nil
-		})
-		if err != nil {
+		if err := poll(ctx, timeout, func() error { return httpOK(u)(ctx) }); err != nil {
 			return fmt.Errorf("the shop at %s does not serve: %w", u, err)
 		}
 	}

@@ -25,7 +25,10 @@ func (l *Lab) registryHost() string {
 }
 
 // imageCache keeps the built images' tarballs by source digest, across labs.
-func imageCache() string { return filepath.Join(filepath.Dir(tools.DefaultCacheDir()), "images") }
+func imageCache() string { return userCache("images") }
+
+// userCache is a folder of tug's user cache, beside the built tools.
+func userCache(name string) string { return filepath.Join(filepath.Dir(tools.DefaultCacheDir()), name) }
 
 // publishImages builds (or takes from the cache) the image of every tag
 // the charts' values files name and pushes those the forge's registry

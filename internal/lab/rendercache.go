@@ -5,7 +5,6 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
-	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -17,7 +16,6 @@ import (
 
 	"github.com/tug-gitops/tug/internal/bootstrap"
 	"github.com/tug-gitops/tug/internal/fsutil"
-	"github.com/tug-gitops/tug/internal/tools"
 )
 
 // renderCache keeps what infra/argocd renders to, by a digest of its
@@ -28,7 +26,7 @@ import (
 type renderCache struct{ dir string }
 
 func defaultRenderCache() renderCache {
-	return renderCache{dir: filepath.Join(filepath.Dir(tools.DefaultCacheDir()), "render")}
+	return renderCache{dir: userCache("render")}
 }
 
 // argoCD renders repoRoot's infra/argocd, or reads what it rendered to
@@ -97,12 +95,7 @@ func kustomizeVersion() string {
 }
 
 func readObjects(path string) ([]*unstructured.Unstructured, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	data, err := io.ReadAll(f)
+	data, err := os.ReadFile(path)
 	if err != nil {
 		return nil, err
 	}
