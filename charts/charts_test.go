@@ -209,6 +209,7 @@ func checkDeployment(t *testing.T, svc, env string, want envValues, d appsv1.Dep
 		t.Errorf("BACKEND_URL = %q, want http://backend:8080 (the backend release's Service)", env2["BACKEND_URL"])
 	}
 
+	checkRollout(t, d)
 	checkSecurity(t, pod, c)
 	checkProbes(t, c)
 	for _, list := range []corev1.ResourceList{c.Resources.Requests, c.Resources.Limits} {
@@ -220,6 +221,24 @@ func checkDeployment(t *testing.T, svc, env string, want envValues, d appsv1.Dep
 	}
 	if !slices.ContainsFunc(c.Ports, func(p corev1.ContainerPort) bool { return p.Name == "http" && p.ContainerPort == 8080 }) {
 		t.Errorf("container ports = %v, want http:8080", c.Ports)
+	}
+}
+
+// checkRollout: a rollout never stops an old pod before a new one is
+// Ready, and starts every replica's successor at once, so it takes one
+// pod's start whatever the replica count.
+func checkRollout(t *testing.T, d appsv1.Deployment) {
+	t.Helper()
+	ru := d.Spec.Strategy.RollingUpdate
+	if d.Spec.Strategy.Type != appsv1.RollingUpdateDeploymentStrategyType || ru == nil || ru.MaxSurge == nil || ru.MaxUnavailable == nil {
+		t.Fatalf("strategy = %+v, want RollingUpdate with maxSurge and maxUnavailable", d.Spec.Strategy)
+	}
+	replicas := int(*d.Spec.Replicas)
+	if n, err := intstr.GetScaledValueFromIntOrPercent(ru.MaxUnavailable, replicas, false); err != nil || n != 0 {
+		t.Errorf("maxUnavailable = %s (%d of %d replicas, %v), want 0: a rollout would stop pods before their successors serve", ru.MaxUnavailable.String(), n, replicas, err)
+	}
+	if n, err := intstr.GetScaledValueFromIntOrPercent(ru.MaxSurge, replicas, true); err != nil || n < replicas {
+		t.Errorf("maxSurge = %s (%d of %d replicas, %v), want every replica's successor started at once", ru.MaxSurge.String(), n, replicas, err)
 	}
 }
 
