@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"maps"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -332,5 +333,29 @@ func TestArgoCDServerLoginLimits(t *testing.T) {
 		if env[k] != v {
 			t.Errorf("argocd-server env %s = %q, want %q", k, env[k], v)
 		}
+	}
+}
+
+// The controllers this installation does not use are scaled to zero; the
+// ones the app of apps needs keep upstream's replicas.
+func TestArgoCDRunsOnlyWhatIsUsed(t *testing.T) {
+	built := buildArgoCD(t)
+	stopped := map[string]bool{"argocd-applicationset-controller": true, "argocd-dex-server": true, "argocd-notifications-controller": true}
+	for _, o := range built.objs {
+		if o.GetKind() != "Deployment" && o.GetKind() != "StatefulSet" {
+			continue
+		}
+		replicas, set, err := unstructured.NestedInt64(o.Object, "spec", "replicas")
+		if err != nil {
+			t.Fatalf("%s %s: %v", o.GetKind(), o.GetName(), err)
+		}
+		zero := set && replicas == 0
+		if zero != stopped[o.GetName()] {
+			t.Errorf("%s %s: replicas %d (set: %t); want zero only for %v", o.GetKind(), o.GetName(), replicas, set, slices.Sorted(maps.Keys(stopped)))
+		}
+		delete(stopped, o.GetName())
+	}
+	if len(stopped) != 0 {
+		t.Errorf("the build has no workload %v: upstream renamed it?", slices.Sorted(maps.Keys(stopped)))
 	}
 }

@@ -30,9 +30,10 @@ import (
 // ArgoCDNamespace is where Argo CD and its Applications live.
 const ArgoCDNamespace = "argocd"
 
-// argoComponents are the upstream workloads the lab runs as processes, in
-// start order. Dex (SSO, not configured) and the notifications controller
-// are not run; the lab uses local accounts.
+// argoComponents are the upstream workloads the lab can run as processes,
+// in start order; it runs those infra/argocd does not scale to zero (see
+// argoEarly.runs). Redis is the lab's own, and Dex and the notifications
+// controller are never run: the lab uses local accounts.
 var argoComponents = []string{"argocd-repo-server", "argocd-server", "argocd-application-controller", "argocd-applicationset-controller"}
 
 // podSpecOf returns the pod template of a Deployment or StatefulSet.
@@ -245,6 +246,18 @@ type argoEarly struct {
 	redis string // host:port
 }
 
+// runs says whether the install runs workload name: a cluster runs none of
+// a Deployment or StatefulSet whose replicas are 0, and neither does the lab.
+func (e *argoEarly) runs(name string) bool {
+	for _, o := range e.objs {
+		if bootstrap.IsWorkload(o) && o.GetName() == name {
+			replicas, set, _ := unstructured.NestedInt64(o.Object, "spec", "replicas")
+			return !set || replicas > 0
+		}
+	}
+	return true // argoProcess says that it is missing
+}
+
 // startArgoEarly starts what needs no cluster — Redis and the repo-server,
 // whose upstream pod mounts no ServiceAccount token — while the API server
 // is still coming up.
@@ -304,6 +317,10 @@ func (l *Lab) startArgoCD(ctx context.Context, early *argoEarly) error {
 	}
 	began := time.Now()
 	for _, name := range argoComponents[1:] {
+		if !early.runs(name) {
+			l.opts.Log.Info("not run: infra/argocd scales it to zero", "component", name)
+			continue
+		}
 		c, err := l.argoProcess(ctx, name, early)
 		if err != nil {
 			return err
@@ -368,10 +385,14 @@ func (l *Lab) openCRDStorage(ctx context.Context, install []*unstructured.Unstru
 	return nil
 }
 
-// waitAPIComponents waits for argocd-server and the ApplicationSet
-// controller, which the product's apps do not need to become Healthy.
-func (l *Lab) waitAPIComponents(ctx context.Context) error {
+// waitAPIComponents waits for argocd-server and, when the install runs it,
+// the ApplicationSet controller: the product's apps need neither to become
+// Healthy.
+func (l *Lab) waitAPIComponents(ctx context.Context, early *argoEarly) error {
 	for _, name := range []string{"argocd-server", "argocd-applicationset-controller"} {
+		if !early.runs(name) {
+			continue
+		}
 		if err := l.waitReady(ctx, name, 90*time.Second); err != nil {
 			return err
 		}

@@ -325,7 +325,7 @@ func (l *Lab) startSteps() []step {
 		hint: logs("gitea"),
 	}, {
 		name: "argocd-api", after: []string{"argocd"},
-		run:  l.waitAPIComponents,
+		run:  func(ctx context.Context) error { return l.waitAPIComponents(ctx, early) },
 		hint: logs("argocd-server", "argocd-applicationset-controller"),
 	}, {
 		name: "apps", after: []string{"root", "node"},

@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -125,6 +126,17 @@ func TestInfraArgoCDHasTheWorkloadsTheLabRuns(t *testing.T) {
 		if !found[name] {
 			t.Errorf("infra/argocd renders no workload %s", name)
 		}
+	}
+	// The lab runs what a cluster would: not what the install scales to zero.
+	early := &argoEarly{objs: objs}
+	var runs []string
+	for _, name := range argoComponents {
+		if early.runs(name) {
+			runs = append(runs, name)
+		}
+	}
+	if want := []string{"argocd-repo-server", "argocd-server", "argocd-application-controller"}; !slices.Equal(runs, want) {
+		t.Errorf("the lab runs %v, want %v", runs, want)
 	}
 }
 
