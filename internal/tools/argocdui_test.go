@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 // The vendored argo-ui replaces the git dependency in both files yarn
@@ -227,5 +228,40 @@ func TestArgoCDSourceIsMadeOnceAndStamped(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(src.dir, "ui", "ui.go")); err != nil {
 		t.Errorf("the remade copy lacks ui/ui.go: %v", err)
+	}
+}
+
+// The UI's work folder leaves its place at once and is deleted behind the
+// caller's back, with what an earlier process left set aside; other
+// builds' folders stay.
+func TestRemoveInBackground(t *testing.T) {
+	parent := t.TempDir()
+	work, other, leftover := filepath.Join(parent, "key1"), filepath.Join(parent, "key2"), filepath.Join(parent, "key0"+removingSuffix+"-x")
+	for _, d := range []string{filepath.Join(work, "node_modules", "a"), other, filepath.Join(leftover, "b")} {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	removeInBackground(work)
+	if _, err := os.Stat(work); !os.IsNotExist(err) {
+		t.Fatalf("%s is still there after removeInBackground returned: %v", work, err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		entries, err := os.ReadDir(parent)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var names []string
+		for _, e := range entries {
+			names = append(names, e.Name())
+		}
+		if len(names) == 1 && names[0] == "key2" {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("after 10 s %s holds %v, want only key2", parent, names)
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 }
