@@ -326,7 +326,7 @@ func (l *Lab) startSteps() []step {
 	}, {
 		name: "argocd-api", after: []string{"argocd"},
 		run:  func(ctx context.Context) error { return l.waitAPIComponents(ctx, early) },
-		hint: logs("argocd-server", "argocd-applicationset-controller"),
+		hint: logs("argocd-server"),
 	}, {
 		name: "apps", after: []string{"root", "node"},
 		run:  l.waitApps,
