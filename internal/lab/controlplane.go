@@ -209,7 +209,8 @@ func (l *Lab) controlPlaneComponents(bins map[tools.Tool]string) ([]component, e
 
 // baseEnv is the environment every component starts with: the user's,
 // with caches and temporary files kept inside the lab's state, and the Go
-// garbage collector's target at componentGOGC unless the user set GOGC.
+// garbage collector's target at componentGOGC, settling to settledGOGC
+// once the lab is ready (settle.go), unless the user set GOGC.
 func (l *Lab) baseEnv() []string {
 	env := append(os.Environ(),
 		"KUBECACHEDIR="+l.layout.Cache("kube"),
@@ -218,7 +219,7 @@ func (l *Lab) baseEnv() []string {
 	if _, set := os.LookupEnv("GOGC"); !set {
 		env = append(env, "GOGC="+componentGOGC)
 	}
-	return env
+	return append(env, settleEnv()...)
 }
 
 // componentGOGC lets a component's heap grow to three times what is live

@@ -168,6 +168,7 @@ func Start(ctx context.Context, opts Options) (*Lab, error) {
 		return nil, err
 	}
 	l.setPhase(PhaseReady, nil)
+	l.settle()
 	return l, nil
 }
 

@@ -48,7 +48,11 @@ func (s *argoCDSource) ldflags() string {
 // it first if needed: under a file lock, in a folder keyed like argocd's
 // binary, marked complete only once the copy and the module are written.
 func (b *Builder) argoCDSource(ctx context.Context) (*argoCDSource, error) {
-	key, err := b.key(recipes[ArgoCD])
+	// Keyed without the settle handler, which the binary's build adds by
+	// -overlay: the tree is the same with or without it.
+	r := recipes[ArgoCD]
+	r.settle = false
+	key, err := b.key(r)
 	if err != nil {
 		return nil, err
 	}
@@ -140,10 +144,10 @@ func (s *argoCDSource) locate(ctx context.Context, toolMod string) error {
 	return nil
 }
 
-// uiOverlay writes a `go build -overlay` file that puts the built UI
+// uiOverlay returns the `go build -overlay` entries that put the built UI
 // (builtApp, a dist/app folder) in place of the copy's ui/dist/app: every
 // built file is added, every file only the copy has is hidden.
-func (s *argoCDSource) uiOverlay(builtApp, file string) error {
+func (s *argoCDSource) uiOverlay(builtApp string) (map[string]string, error) {
 	app := filepath.Join(s.dir, "ui", "dist", "app")
 	replace := map[string]string{}
 	err := filepath.WalkDir(app, func(p string, d os.DirEntry, err error) error {
@@ -154,7 +158,7 @@ func (s *argoCDSource) uiOverlay(builtApp, file string) error {
 		return nil
 	})
 	if err != nil {
-		return err
+		return nil, err
 	}
 	n := 0
 	err = filepath.WalkDir(builtApp, func(p string, d os.DirEntry, err error) error {
@@ -170,14 +174,10 @@ func (s *argoCDSource) uiOverlay(builtApp, file string) error {
 		return nil
 	})
 	if err != nil {
-		return err
+		return nil, err
 	}
 	if n == 0 {
-		return fmt.Errorf("%s holds no files", builtApp)
+		return nil, fmt.Errorf("%s holds no files", builtApp)
 	}
-	data, err := json.Marshal(struct{ Replace map[string]string }{replace})
-	if err != nil {
-		return err
-	}
-	return fsutil.WriteFileAtomic(file, data, 0o644)
+	return replace, nil
 }

@@ -15,6 +15,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
 	"os"
 	"os/exec"
@@ -99,6 +100,9 @@ func (b *Builder) uiKey() (string, error) {
 	}
 	h := sha256.New()
 	fmt.Fprintf(h, "%s|%s|%s|%s|%s|%s", key, uiBuildVersion, yarnVersion, argoUICommit, argoCDLdflagsTemplate, b.nodeMajor())
+	if r.settle {
+		h.Write([]byte("|settle|" + settleSource))
+	}
 	return hex.EncodeToString(h.Sum(nil))[:12], nil
 }
 
@@ -387,15 +391,28 @@ func (u *uiBuild) yarnBuild(ctx context.Context) error {
 // itself is never changed, and only the packages that embed or import the
 // UI are compiled again.
 func (u *uiBuild) goBuild(ctx context.Context, path string) error {
+	replace, err := u.src.uiOverlay(filepath.Join(u.work, "ui", "dist", "app"))
+	if err != nil {
+		return err
+	}
+	r, pkg := recipes[ArgoCD], recipes[ArgoCD].pkg
+	if r.settle {
+		settle, settlePkg, err := settleEntries(ctx, ArgoCD, r, u.src.dir, u.env, filepath.Join(u.work, "settle"))
+		if err != nil {
+			return err
+		}
+		maps.Copy(replace, settle)
+		pkg = settlePkg
+	}
 	overlay := filepath.Join(u.work, "overlay.json")
-	if err := u.src.uiOverlay(filepath.Join(u.work, "ui", "dist", "app"), overlay); err != nil {
+	if err := writeOverlay(overlay, replace); err != nil {
 		return err
 	}
 	tmp := path + ".tmp"
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		return err
 	}
-	if err := u.run(ctx, u.src.build, "go", "build", "-o", tmp, "-overlay", overlay, "-ldflags", u.src.ldflags(), recipes[ArgoCD].pkg); err != nil {
+	if err := u.run(ctx, u.src.build, "go", "build", "-o", tmp, "-overlay", overlay, "-ldflags", u.src.ldflags(), pkg); err != nil {
 		os.Remove(tmp)
 		return err
 	}

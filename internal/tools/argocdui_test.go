@@ -139,7 +139,11 @@ func TestUIOverlayRecompilesOnlyTheEmbeddingPackages(t *testing.T) {
 	}
 	goBuild() // the API-only build
 	overlay := filepath.Join(root, "overlay.json")
-	if err := src.uiOverlay(filepath.Join(root, "built"), overlay); err != nil {
+	replace, err := src.uiOverlay(filepath.Join(root, "built"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := writeOverlay(overlay, replace); err != nil {
 		t.Fatal(err)
 	}
 	compiled := goBuild("-overlay", overlay)
@@ -157,7 +161,7 @@ func TestUIOverlayRecompilesOnlyTheEmbeddingPackages(t *testing.T) {
 	if entries, _ := os.ReadDir(filepath.Join(src.dir, "ui", "dist", "app")); len(entries) != 1 || entries[0].Name() != "gitkeep" {
 		t.Errorf("the source tree's ui/dist/app changed: %v", entries)
 	}
-	if err := src.uiOverlay(filepath.Join(root, "empty"), overlay); err == nil {
+	if _, err := src.uiOverlay(filepath.Join(root, "empty")); err == nil {
 		t.Error("an overlay from a missing or empty build must fail")
 	}
 }
@@ -193,8 +197,12 @@ func TestArgoCDSourceIsMadeOnceAndStamped(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	bin, _ := b.Path(ArgoCD)
-	if want := filepath.Join(root, "cache", "argocd-src", strings.TrimPrefix(filepath.Base(filepath.Dir(bin)), "argocd-"), "argo-cd"); src.dir != want {
+	// Keyed like the binary without its settle handler, which the build
+	// adds by overlay: the same tree serves both.
+	r := recipes[ArgoCD]
+	r.settle = false
+	key, _ := b.key(r)
+	if want := filepath.Join(root, "cache", "argocd-src", key, "argo-cd"); src.dir != want {
 		t.Errorf("source at %s, want %s", src.dir, want)
 	}
 	if _, err := os.Stat(filepath.Join(src.dir, "ui", "ui.go")); err != nil {

@@ -90,26 +90,28 @@ type recipe struct {
 	// version-stamped like upstream's release, instead of from the module
 	// cache, so the build with the web UI can reuse its compiled packages.
 	fromArgoCDSource bool
+	// settle adds the settle handler to the program (settle.go).
+	settle bool
 }
 
 const kubeVersionFlags = "-X k8s.io/component-base/version.gitVersion=v1.34.4 -X k8s.io/component-base/version.gitMajor=1 -X k8s.io/component-base/version.gitMinor=34 " +
 	"-X k8s.io/client-go/pkg/version.gitVersion=v1.34.4 -X k8s.io/client-go/pkg/version.gitMajor=1 -X k8s.io/client-go/pkg/version.gitMinor=34"
 
 var recipes = map[Tool]recipe{
-	KubeAPIServer:         {module: "kube", pkg: "k8s.io/kubernetes/cmd/kube-apiserver", ldflags: kubeVersionFlags},
-	KubeControllerManager: {module: "kube", pkg: "k8s.io/kubernetes/cmd/kube-controller-manager", ldflags: kubeVersionFlags},
-	KubeScheduler:         {module: "kube", pkg: "k8s.io/kubernetes/cmd/kube-scheduler", ldflags: kubeVersionFlags},
+	KubeAPIServer:         {module: "kube", pkg: "k8s.io/kubernetes/cmd/kube-apiserver", ldflags: kubeVersionFlags, settle: true},
+	KubeControllerManager: {module: "kube", pkg: "k8s.io/kubernetes/cmd/kube-controller-manager", ldflags: kubeVersionFlags, settle: true},
+	KubeScheduler:         {module: "kube", pkg: "k8s.io/kubernetes/cmd/kube-scheduler", ldflags: kubeVersionFlags, settle: true},
 	Kine:                  {module: "kine", pkg: "github.com/k3s-io/kine"},
 	Kwok:                  {module: "kine", pkg: "sigs.k8s.io/kwok/cmd/kwok"},
-	ArgoCD:                {module: "argocd", pkg: "github.com/argoproj/argo-cd/v3/cmd", fromArgoCDSource: true},
+	ArgoCD:                {module: "argocd", pkg: "github.com/argoproj/argo-cd/v3/cmd", fromArgoCDSource: true, settle: true},
 	Helm:                  {module: "argocd", pkg: "helm.sh/helm/v3/cmd/helm"},
 	Gitea:                 {module: "gitea", pkg: "code.gitea.io/gitea", tags: "sqlite sqlite_unlock_notify", cgo: true},
 	Kubectl:               {module: "kube", pkg: "k8s.io/kubernetes/cmd/kubectl", ldflags: kubeVersionFlags},
 	// kubelet and kube-proxy live in their own module, pinned to the same
 	// k8s.io/kubernetes as "kube": adding them to "kube" would change its
 	// go.mod/go.sum and so the cache key of the control plane's binaries.
-	Kubelet:   {module: "node", pkg: "k8s.io/kubernetes/cmd/kubelet", ldflags: kubeVersionFlags},
-	KubeProxy: {module: "node", pkg: "k8s.io/kubernetes/cmd/kube-proxy", ldflags: kubeVersionFlags},
+	Kubelet:   {module: "node", pkg: "k8s.io/kubernetes/cmd/kubelet", ldflags: kubeVersionFlags, settle: true},
+	KubeProxy: {module: "node", pkg: "k8s.io/kubernetes/cmd/kube-proxy", ldflags: kubeVersionFlags, settle: true},
 	CoreDNS:   {module: "coredns", pkg: "github.com/coredns/coredns"},
 	// containerd, runc and the CNI plugins with their upstream Makefiles'
 	// tags and version flags. containerd leaves out the btrfs snapshotter
@@ -254,7 +256,10 @@ func (b *Builder) EnsureAll(ctx context.Context, ts ...Tool) (map[Tool]string, e
 }
 
 func (b *Builder) build(ctx context.Context, t Tool, path string) error {
-	r := recipes[t]
+	return b.buildRecipe(ctx, t, recipes[t], path)
+}
+
+func (b *Builder) buildRecipe(ctx context.Context, t Tool, r recipe, path string) error {
 	log := b.logger()
 	log.Info("building", "tool", t, "package", r.pkg, "note", "first run only; cached afterwards")
 	start := time.Now()
@@ -262,13 +267,22 @@ func (b *Builder) build(ctx context.Context, t Tool, path string) error {
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		return err
 	}
+	// dir is where go build runs; srcRoot holds the main package's tree.
 	dir, ldflags := filepath.Join(b.ModulesDir, r.module), r.ldflags
+	srcRoot := dir
 	if r.fromArgoCDSource {
 		src, err := b.argoCDSource(ctx)
 		if err != nil {
 			return fmt.Errorf("build %s: %w", t, err)
 		}
-		dir, ldflags = src.build, src.ldflags()
+		dir, srcRoot, ldflags = src.build, src.dir, src.ldflags()
+	}
+	env := os.Environ()
+	if r.cgo {
+		env = append(env, "CGO_ENABLED=1")
+	}
+	if r.noCgo {
+		env = append(env, "CGO_ENABLED=0")
 	}
 	args := []string{"build", "-o", tmp}
 	if ldflags != "" {
@@ -277,16 +291,24 @@ func (b *Builder) build(ctx context.Context, t Tool, path string) error {
 	if r.tags != "" {
 		args = append(args, "-tags", r.tags)
 	}
-	args = append(args, r.pkg)
+	pkg := r.pkg
+	if r.settle {
+		work := path + ".settle"
+		defer os.RemoveAll(work)
+		replace, settlePkg, err := settleEntries(ctx, t, r, srcRoot, env, work)
+		if err != nil {
+			return fmt.Errorf("build %s: %w", t, err)
+		}
+		overlay := filepath.Join(work, "overlay.json")
+		if err := writeOverlay(overlay, replace); err != nil {
+			return fmt.Errorf("build %s: %w", t, err)
+		}
+		args, pkg = append(args, "-overlay", overlay), settlePkg
+	}
+	args = append(args, pkg)
 	cmd := exec.CommandContext(ctx, "go", args...)
 	cmd.Dir = dir
-	cmd.Env = os.Environ()
-	if r.cgo {
-		cmd.Env = append(cmd.Env, "CGO_ENABLED=1")
-	}
-	if r.noCgo {
-		cmd.Env = append(cmd.Env, "CGO_ENABLED=0")
-	}
+	cmd.Env = env
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
 	// The go command runs the compiler, the linker and cgo's C compiler as
@@ -340,6 +362,9 @@ func (b *Builder) key(r recipe) (string, error) {
 	}
 	if r.fromArgoCDSource {
 		fmt.Fprintf(h, "|%s|%s", argoCDSourceLayout, argoCDLdflagsTemplate)
+	}
+	if r.settle {
+		h.Write([]byte("|settle|" + settleSource))
 	}
 	return hex.EncodeToString(h.Sum(nil))[:12], nil
 }

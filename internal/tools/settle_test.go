@@ -1,0 +1,111 @@
+package tools
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// A settling tool is built from its upstream main package, unchanged, plus
+// the settle file, in a folder that exists only in the overlay. Started
+// with SettledGOGCEnv, it keeps its start GOGC until SIGUSR2 and then runs
+// with the settled one; started without it, it ignores SIGUSR2 as any Go
+// program that did not ask for the signal does.
+func TestSettlingToolLowersItsGOGCOnSIGUSR2(t *testing.T) {
+	if _, err := exec.LookPath("go"); err != nil {
+		t.Skip("go not on PATH")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	root := t.TempDir()
+	files := map[string]string{
+		"tool/go.mod": "module example.com/tool\n\ngo 1.22\n",
+		// Each line on stdin is answered with the collector's target now.
+		"tool/upstream/main.go": "package main\n\nimport (\n\t\"bufio\"\n\t\"fmt\"\n\t\"os\"\n\t\"runtime/metrics\"\n)\n\n" +
+			"func main() {\n\ts := []metrics.Sample{{Name: \"/gc/gogc:percent\"}}\n\tin := bufio.NewScanner(os.Stdin)\n\tfor in.Scan() {\n\t\tmetrics.Read(s)\n\t\tfmt.Println(s[0].Value.Uint64())\n\t}\n}\n",
+		"tool/upstream/main_test.go": "package main\n\nimport \"testing\"\n\nfunc TestNothing(t *testing.T) {}\n",
+	}
+	for name, data := range files {
+		p := filepath.Join(root, name)
+		os.MkdirAll(filepath.Dir(p), 0o755)
+		if err := os.WriteFile(p, []byte(data), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	t.Setenv("GOFLAGS", "-mod=mod")
+	t.Setenv("GOPROXY", "off")
+	t.Setenv("GOWORK", "off")
+	b := &Builder{ModulesDir: root, CacheDir: filepath.Join(root, "cache")}
+	bin := filepath.Join(root, "cache", "prog")
+	r := recipe{module: "tool", pkg: "example.com/tool/upstream", settle: true}
+	if err := b.buildRecipe(ctx, "prog", r, bin); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join(root, "tool", ".tug-settle")); !os.IsNotExist(err) {
+		t.Errorf("the build wrote into the tool's module: %v", err)
+	}
+	if _, err := os.Stat(bin + ".settle"); !os.IsNotExist(err) {
+		t.Errorf("the build left its overlay behind: %v", err)
+	}
+
+	armed := startProg(t, bin, "GOGC=200", SettledGOGCEnv+"=37")
+	if got := armed.gogc(t); got != "200" {
+		t.Fatalf("before SIGUSR2: GOGC %s, want the start's 200", got)
+	}
+	armed.cmd.Process.Signal(syscall.SIGUSR2)
+	deadline := time.Now().Add(10 * time.Second)
+	got := armed.gogc(t)
+	for got != "37" && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+		got = armed.gogc(t)
+	}
+	if got != "37" {
+		t.Fatalf("after SIGUSR2: GOGC %s, want the settled 37", got)
+	}
+
+	// A Go program ignores SIGUSR2 unless it asked for it: one started
+	// without the variable goes on at its start GOGC.
+	unarmed := startProg(t, bin, "GOGC=200")
+	unarmed.gogc(t)
+	unarmed.cmd.Process.Signal(syscall.SIGUSR2)
+	if got := unarmed.gogc(t); got != "200" {
+		t.Errorf("unarmed, after SIGUSR2: GOGC %s, want 200 (no handler installed)", got)
+	}
+}
+
+type prog struct {
+	cmd *exec.Cmd
+	in  io.WriteCloser
+	out *bufio.Scanner
+}
+
+func startProg(t *testing.T, bin string, env ...string) *prog {
+	t.Helper()
+	cmd := exec.Command(bin)
+	cmd.Env = append(os.Environ(), env...)
+	in, _ := cmd.StdinPipe()
+	out, _ := cmd.StdoutPipe()
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { in.Close(); cmd.Process.Kill(); cmd.Wait() })
+	return &prog{cmd: cmd, in: in, out: bufio.NewScanner(out)}
+}
+
+// gogc asks the program for its GC target.
+func (p *prog) gogc(t *testing.T) string {
+	t.Helper()
+	fmt.Fprintln(p.in)
+	if !p.out.Scan() {
+		t.Fatalf("the program answered nothing: %v", p.out.Err())
+	}
+	return strings.TrimSpace(p.out.Text())
+}
