@@ -25,20 +25,27 @@ var ApplicationGVR = argocd.ApplicationsGVR
 
 // List reads every Application in namespace.
 func List(ctx context.Context, dyn dynamic.Interface, namespace string) ([]v1alpha1.Application, error) {
+	apps, _, err := listAt(ctx, dyn, namespace)
+	return apps, err
+}
+
+// listAt is List, with the list's resource version: a watch from it sees
+// every change made after the list.
+func listAt(ctx context.Context, dyn dynamic.Interface, namespace string) ([]v1alpha1.Application, string, error) {
 	list, err := dyn.Resource(ApplicationGVR).Namespace(namespace).List(ctx, metav1.ListOptions{})
 	if err != nil {
-		return nil, fmt.Errorf("list Applications in namespace %s (is Argo CD installed? tug bootstrap installs it): %w", namespace, err)
+		return nil, "", fmt.Errorf("list Applications in namespace %s (is Argo CD installed? tug bootstrap installs it): %w", namespace, err)
 	}
 	apps := make([]v1alpha1.Application, 0, len(list.Items))
 	for i := range list.Items {
 		var app v1alpha1.Application
 		if err := runtime.DefaultUnstructuredConverter.FromUnstructured(list.Items[i].Object, &app); err != nil {
-			return nil, fmt.Errorf("Application %s: %w", list.Items[i].GetName(), err)
+			return nil, "", fmt.Errorf("Application %s: %w", list.Items[i].GetName(), err)
 		}
 		apps = append(apps, app)
 	}
 	sort.Slice(apps, func(i, j int) bool { return apps[i].Name < apps[j].Name })
-	return apps, nil
+	return apps, list.GetResourceVersion(), nil
 }
 
 // App is the summary of one Application that status and wait report.

@@ -10,7 +10,9 @@ import (
 	"time"
 
 	"github.com/argoproj/argo-cd/v3/pkg/apis/application/v1alpha1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/client-go/dynamic"
 )
 
@@ -28,7 +30,9 @@ type WaitOptions struct {
 	// source); sources from other repositories (a Helm chart repository, a
 	// child from another repo) only need Synced and Healthy.
 	Revision string
-	// PollInterval between reads (default 500ms).
+	// PollInterval is the longest time between two reads while no
+	// Application changes (default 2s). A change is read at once: between
+	// reads, Wait watches the Applications.
 	PollInterval time.Duration
 	// RefreshInterval: how often to ask Argo CD again to refresh an app
 	// that is still not at Revision (default 5s).
@@ -101,7 +105,7 @@ func Wait(ctx context.Context, dyn dynamic.Interface, opts WaitOptions) (*WaitRe
 		opts.Namespace = DefaultNamespace
 	}
 	if opts.PollInterval == 0 {
-		opts.PollInterval = 500 * time.Millisecond
+		opts.PollInterval = 2 * time.Second
 	}
 	if opts.RefreshInterval == 0 {
 		opts.RefreshInterval = 5 * time.Second
@@ -115,11 +119,9 @@ func Wait(ctx context.Context, dyn dynamic.Interface, opts WaitOptions) (*WaitRe
 	lastLine := map[string]string{}
 	refreshed := map[string]time.Time{}
 	asked := map[string]bool{} // app/operation start → asked to terminate
-	tick := time.NewTicker(opts.PollInterval)
-	defer tick.Stop()
 	var lastErr error
 	for {
-		apps, err := List(ctx, dyn, opts.Namespace)
+		apps, version, err := listAt(ctx, dyn, opts.Namespace)
 		if err != nil && ctx.Err() == nil && (lastErr == nil || lastErr.Error() != err.Error()) {
 			fmt.Fprintf(progress, "%6.1fs  %v (retrying)\n", time.Since(start).Seconds(), err)
 		}
@@ -146,16 +148,53 @@ func Wait(ctx context.Context, dyn dynamic.Interface, opts WaitOptions) (*WaitRe
 				fmt.Fprintf(progress, "%6.1fs  %s\n", time.Since(start).Seconds(), fmt.Sprintf(format, args...))
 			})
 		}
-		select {
-		case <-ctx.Done():
+		if err == nil {
+			waitForChange(ctx, dyn, opts.Namespace, version, opts.PollInterval)
+		} else {
+			sleep(ctx, opts.PollInterval)
+		}
+		if ctx.Err() != nil {
 			res.Elapsed = time.Since(start)
 			res.Seconds = res.Elapsed.Seconds()
 			if lastErr != nil && res.Apps == nil {
 				return res, fmt.Errorf("%w: %v", ErrTimeout, lastErr)
 			}
 			return res, ErrTimeout
-		case <-tick.C:
 		}
+	}
+}
+
+// waitForChange returns once an Application in namespace changes after
+// resource version version, after at most longest, or when ctx ends. Argo
+// CD writes an Application's status as a sync goes on, so a waiter learns
+// of Synced and Healthy as soon as they are written instead of at its next
+// poll. A watch that cannot be opened (a user allowed to list but not to
+// watch) or that ends early leaves the wait to the timer.
+func waitForChange(ctx context.Context, dyn dynamic.Interface, namespace, version string, longest time.Duration) {
+	ctx, cancel := context.WithTimeout(ctx, longest)
+	defer cancel()
+	w, err := dyn.Resource(ApplicationGVR).Namespace(namespace).Watch(ctx, metav1.ListOptions{ResourceVersion: version})
+	if err != nil {
+		<-ctx.Done()
+		return
+	}
+	defer w.Stop()
+	select {
+	case <-ctx.Done():
+	case ev, open := <-w.ResultChan():
+		if !open || ev.Type == watch.Error {
+			// A closed or failed watch is no change: wait out the rest.
+			<-ctx.Done()
+		}
+	}
+}
+
+func sleep(ctx context.Context, d time.Duration) {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+	case <-t.C:
 	}
 }
 
