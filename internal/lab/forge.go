@@ -58,7 +58,7 @@ func (l *Lab) startForge(ctx context.Context, bin string, port int) error {
 // user, token) runs before, once, in giteaserver.Start.
 func (l *Lab) superviseForge(c giteaserver.Command, port int) (giteaserver.Process, error) {
 	// Webhooks go to argocd-server over HTTPS with the lab CA's certificate.
-	c.Env = append(c.Env, "SSL_CERT_FILE="+l.pki.caPath())
+	c.Env = append(append(c.Env, "SSL_CERT_FILE="+l.pki.caPath()), settleEnv()...)
 	l.mu.Lock()
 	l.comps["gitea"] = component{Name: "gitea", Binary: c.Path, Args: c.Args, Env: c.Env, Dir: c.Dir, Ports: map[string]int{"http": port}}
 	l.mu.Unlock()

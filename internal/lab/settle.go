@@ -3,6 +3,8 @@ package lab
 import (
 	"os"
 	"path/filepath"
+	"runtime/debug"
+	"strconv"
 	"syscall"
 
 	"github.com/tug-gitops/tug/internal/supervisor"
@@ -28,7 +30,7 @@ func settleEnv() []string {
 
 // settle tells every running component that carries the settle handler
 // to collect, return the freed memory to the OS and keep settledGOGC from
-// now on. It signals the component's own process, never its group (the
+// now on, and does so itself. It signals the component's own process, never its group (the
 // repo-server's git and helm), and only the run it started: a component
 // the supervisor restarts later runs at componentGOGC until the next
 // 'lab up'.
@@ -44,6 +46,10 @@ func (l *Lab) settle() {
 		}
 	}
 	l.mu.Unlock()
+	// The supervisor, this process, settles the same way.
+	gogc, _ := strconv.Atoi(settledGOGC)
+	debug.SetGCPercent(gogc)
+	debug.FreeOSMemory()
 	for _, name := range names {
 		p := l.sup.Get(name)
 		if p == nil {

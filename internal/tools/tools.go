@@ -101,11 +101,11 @@ var recipes = map[Tool]recipe{
 	KubeAPIServer:         {module: "kube", pkg: "k8s.io/kubernetes/cmd/kube-apiserver", ldflags: kubeVersionFlags, settle: true},
 	KubeControllerManager: {module: "kube", pkg: "k8s.io/kubernetes/cmd/kube-controller-manager", ldflags: kubeVersionFlags, settle: true},
 	KubeScheduler:         {module: "kube", pkg: "k8s.io/kubernetes/cmd/kube-scheduler", ldflags: kubeVersionFlags, settle: true},
-	Kine:                  {module: "kine", pkg: "github.com/k3s-io/kine"},
+	Kine:                  {module: "kine", pkg: "github.com/k3s-io/kine", settle: true},
 	Kwok:                  {module: "kine", pkg: "sigs.k8s.io/kwok/cmd/kwok"},
 	ArgoCD:                {module: "argocd", pkg: "github.com/argoproj/argo-cd/v3/cmd", fromArgoCDSource: true, settle: true},
 	Helm:                  {module: "argocd", pkg: "helm.sh/helm/v3/cmd/helm"},
-	Gitea:                 {module: "gitea", pkg: "code.gitea.io/gitea", tags: "sqlite sqlite_unlock_notify", cgo: true},
+	Gitea:                 {module: "gitea", pkg: "code.gitea.io/gitea", tags: "sqlite sqlite_unlock_notify", cgo: true, settle: true},
 	Kubectl:               {module: "kube", pkg: "k8s.io/kubernetes/cmd/kubectl", ldflags: kubeVersionFlags},
 	// kubelet and kube-proxy live in their own module, pinned to the same
 	// k8s.io/kubernetes as "kube": adding them to "kube" would change its
@@ -120,7 +120,7 @@ var recipes = map[Tool]recipe{
 	// needs cgo (nsenter is C) and libseccomp's headers for seccomp, which
 	// the pods' RuntimeDefault profile needs; upstream's libpathrs tag is
 	// left out (a Rust library), so runc uses its pure-Go path resolution.
-	Containerd:     {module: "runtime", pkg: "github.com/containerd/containerd/v2/cmd/containerd", ldflags: containerdVersionFlags, tags: "urfave_cli_no_docs no_btrfs"},
+	Containerd:     {module: "runtime", pkg: "github.com/containerd/containerd/v2/cmd/containerd", ldflags: containerdVersionFlags, tags: "urfave_cli_no_docs no_btrfs", settle: true},
 	ContainerdShim: {module: "runtime", pkg: "github.com/containerd/containerd/v2/cmd/containerd-shim-runc-v2", ldflags: containerdVersionFlags, tags: "urfave_cli_no_docs no_grpc", noCgo: true},
 	Ctr:            {module: "runtime", pkg: "github.com/containerd/containerd/v2/cmd/ctr", ldflags: containerdVersionFlags, tags: "urfave_cli_no_docs no_btrfs"},
 	Runc:           {module: "runtime", pkg: "github.com/opencontainers/runc", tags: "seccomp urfave_cli_no_docs", cgo: true},
