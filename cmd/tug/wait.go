@@ -40,8 +40,11 @@ must be at that commit too.
 Rather than wait for Argo CD's poll (up to three minutes), tug asks Argo CD to
 refresh each app that is behind by setting the annotation
 argocd.argoproj.io/refresh=normal, and asks again every few seconds while an
-app is still not at the revision. Only Kubernetes access to Applications is
-needed (get, list and patch), no Argo CD token.
+app is still not at the revision. Between reads it watches the Applications,
+so it sees Synced and Healthy as soon as Argo CD writes them (every 2 s it
+reads again anyway, which is all it does where watching is not allowed).
+Only Kubernetes access to Applications is needed (get, list, watch and
+patch), no Argo CD token.
 
 An app whose sync operation is still running is not ready, whatever its sync
 status says: Argo CD starts no other sync while one runs or waits to retry.

@@ -5,7 +5,6 @@ import (
 	"path/filepath"
 	"runtime/debug"
 	"strconv"
-	"syscall"
 
 	"github.com/tug-gitops/tug/internal/supervisor"
 	"github.com/tug-gitops/tug/internal/tools"
@@ -56,7 +55,7 @@ func (l *Lab) settle() {
 			continue
 		}
 		if st := p.Status(); st.State == supervisor.StateRunning {
-			if err := st.Proc.Signal(syscall.SIGUSR2); err != nil {
+			if err := st.Proc.Signal(tools.SettleSignal); err != nil {
 				l.opts.Log.Debug("settle", "component", name, "err", err)
 			}
 		}

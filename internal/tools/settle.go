@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 
 	"github.com/tug-gitops/tug/internal/fsutil"
 )
@@ -16,14 +17,22 @@ import (
 // SettledGOGCEnv names the environment variable that arms a settling
 // binary: started with it, the program lowers its garbage collector's
 // target to that percentage, collects and returns the freed memory to the
-// OS each time it receives SIGUSR2.
+// OS each time it receives SettleSignal.
 //
 // The lab starts its components with a high GOGC because its start is
 // CPU-bound on two cores; once the lab is ready it is mostly idle, and the
 // heap headroom that bought start time is only resident memory. Without
-// the variable no handler is installed, and the Go runtime ignores SIGUSR2
-// as it does for any program that did not ask for it.
+// the variable no handler is installed, and the Go runtime ignores the
+// signal as it does any signal a program did not ask for.
 const SettledGOGCEnv = "TUG_SETTLED_GOGC"
+
+// SettleSignal is the signal that settles an armed binary: a real-time
+// signal (SIGRTMIN+6 on Linux), because the programs give SIGUSR1 and
+// SIGUSR2 meanings of their own (Gitea stops at once on SIGUSR2, the
+// scheduler dumps its cache) and none of them asks for this one. Only Go
+// programs may be sent it: for any other, its default action ends the
+// process.
+const SettleSignal = syscall.Signal(40)
 
 // Settles reports whether t's binary carries the settle handler.
 func Settles(t Tool) bool { return recipes[t].settle }
@@ -53,7 +62,7 @@ func init() {
 		return
 	}
 	settle := make(chan os.Signal, 1)
-	signal.Notify(settle, syscall.SIGUSR2)
+	signal.Notify(settle, syscall.Signal(40)) // SettleSignal
 	go func() {
 		for range settle {
 			debug.SetGCPercent(percent)

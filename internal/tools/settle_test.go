@@ -9,17 +9,16 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 )
 
 // A settling tool is built from its upstream main package, unchanged, plus
 // the settle file, in a folder that exists only in the overlay. Started
-// with SettledGOGCEnv, it keeps its start GOGC until SIGUSR2 and then runs
-// with the settled one; started without it, it ignores SIGUSR2 as any Go
+// with SettledGOGCEnv, it keeps its start GOGC until SettleSignal and then runs
+// with the settled one; started without it, it ignores SettleSignal as any Go
 // program that did not ask for the signal does.
-func TestSettlingToolLowersItsGOGCOnSIGUSR2(t *testing.T) {
+func TestSettlingToolLowersItsGOGCOnItsSignal(t *testing.T) {
 	if _, err := exec.LookPath("go"); err != nil {
 		t.Skip("go not on PATH")
 	}
@@ -58,9 +57,9 @@ func TestSettlingToolLowersItsGOGCOnSIGUSR2(t *testing.T) {
 
 	armed := startProg(t, bin, "GOGC=200", SettledGOGCEnv+"=37")
 	if got := armed.gogc(t); got != "200" {
-		t.Fatalf("before SIGUSR2: GOGC %s, want the start's 200", got)
+		t.Fatalf("before SettleSignal: GOGC %s, want the start's 200", got)
 	}
-	armed.cmd.Process.Signal(syscall.SIGUSR2)
+	armed.cmd.Process.Signal(SettleSignal)
 	deadline := time.Now().Add(10 * time.Second)
 	got := armed.gogc(t)
 	for got != "37" && time.Now().Before(deadline) {
@@ -68,16 +67,16 @@ func TestSettlingToolLowersItsGOGCOnSIGUSR2(t *testing.T) {
 		got = armed.gogc(t)
 	}
 	if got != "37" {
-		t.Fatalf("after SIGUSR2: GOGC %s, want the settled 37", got)
+		t.Fatalf("after SettleSignal: GOGC %s, want the settled 37", got)
 	}
 
-	// A Go program ignores SIGUSR2 unless it asked for it: one started
+	// A Go program ignores SettleSignal unless it asked for it: one started
 	// without the variable goes on at its start GOGC.
 	unarmed := startProg(t, bin, "GOGC=200")
 	unarmed.gogc(t)
-	unarmed.cmd.Process.Signal(syscall.SIGUSR2)
+	unarmed.cmd.Process.Signal(SettleSignal)
 	if got := unarmed.gogc(t); got != "200" {
-		t.Errorf("unarmed, after SIGUSR2: GOGC %s, want 200 (no handler installed)", got)
+		t.Errorf("unarmed, after SettleSignal: GOGC %s, want 200 (no handler installed)", got)
 	}
 }
 
