@@ -47,6 +47,9 @@ var env struct {
 	// startMetrics is the API server's /metrics right after lab up, before
 	// any test (the fault tests restart the API server, which resets them).
 	startMetrics string
+	// testsBegan is when the first test could start: what happened in the
+	// lab before it happened in its start (and its settling, settle_test.go).
+	testsBegan time.Time
 }
 
 func TestMain(m *testing.M) {
@@ -124,6 +127,7 @@ func runWithLab(m *testing.M) (int, error) {
 	if env.startMetrics, err = apiServerMetrics(ctx); err != nil {
 		return 1, err
 	}
+	env.testsBegan = time.Now()
 	code := m.Run()
 
 	// tug lab down must leave nothing running and no port listening.

@@ -5,6 +5,7 @@ import (
 	"path/filepath"
 	"runtime/debug"
 	"strconv"
+	"strings"
 
 	"github.com/tug-gitops/tug/internal/supervisor"
 	"github.com/tug-gitops/tug/internal/tools"
@@ -18,13 +19,21 @@ import (
 // live before it is collected, instead of three times.
 const settledGOGC = "50"
 
-// settleEnv arms a component's settle handler, unless the user chose GOGC:
-// then that target holds from start to end.
+// settleEnv arms a component's settle handler with settledGOGC, or with
+// the target the user chose in TUG_SETTLED_GOGC ("off": nothing settles).
+// With GOGC set by the user, that target holds from start to end.
 func settleEnv() []string {
 	if _, set := os.LookupEnv("GOGC"); set {
 		return nil
 	}
-	return []string{tools.SettledGOGCEnv + "=" + settledGOGC}
+	gogc := settledGOGC
+	if v := os.Getenv(tools.SettledGOGCEnv); v != "" {
+		if n, err := strconv.Atoi(v); err != nil || n <= 0 {
+			return nil // "off", or not a target
+		}
+		gogc = v
+	}
+	return []string{tools.SettledGOGCEnv + "=" + gogc}
 }
 
 // settle tells every running component that carries the settle handler
@@ -46,7 +55,7 @@ func (l *Lab) settle() {
 	}
 	l.mu.Unlock()
 	// The supervisor, this process, settles the same way.
-	gogc, _ := strconv.Atoi(settledGOGC)
+	gogc, _ := strconv.Atoi(strings.TrimPrefix(settleEnv()[0], tools.SettledGOGCEnv+"="))
 	debug.SetGCPercent(gogc)
 	debug.FreeOSMemory()
 	for _, name := range names {
