@@ -168,7 +168,6 @@ func Start(ctx context.Context, opts Options) (*Lab, error) {
 		return nil, err
 	}
 	l.setPhase(PhaseReady, nil)
-	l.settle()
 	return l, nil
 }
 
@@ -488,15 +487,20 @@ func (l *Lab) snapshot() Status {
 	return s
 }
 
-// Supervise keeps the status file fresh until ctx ends.
+// Supervise keeps the status file fresh, and settles the components each
+// time the lab goes quiet after working (settle.go), until ctx ends.
 func (l *Lab) Supervise(ctx context.Context) {
 	t := time.NewTicker(2 * time.Second)
 	defer t.Stop()
+	watch := &settleWatch{}
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
+			if watch.observe(l.cpuTime(), 2*time.Second) {
+				l.settle()
+			}
 			// A state folder deleted under a running lab (rm -rf instead of
 			// 'tug lab down --delete') leaves nothing to resume and no way
 			// for 'down' to find this supervisor: stop rather than restart

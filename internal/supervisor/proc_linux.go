@@ -5,6 +5,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"time"
 )
 
 type stat struct {
@@ -80,4 +81,32 @@ func RSS(pid int) int64 {
 		}
 	}
 	return 0
+}
+
+// clockTicks is the unit of /proc/<pid>/stat's CPU times (USER_HZ), 100 on
+// every Linux architecture Go supports.
+const clockTicks = 100
+
+// CPUTime returns the CPU time a process and its reaped children have used
+// (user and system; 0 if unknown).
+func CPUTime(pid int) time.Duration {
+	data, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return 0
+	}
+	s := string(data)
+	i := strings.LastIndexByte(s, ')')
+	if i < 0 {
+		return 0
+	}
+	f := strings.Fields(s[i+1:])
+	if len(f) < 15 {
+		return 0
+	}
+	var ticks uint64
+	for _, v := range f[11:15] { // fields 14-17: utime, stime, cutime, cstime
+		n, _ := strconv.ParseUint(v, 10, 64)
+		ticks += n
+	}
+	return time.Duration(ticks) * time.Second / clockTicks
 }

@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"strconv"
 	"strings"
+	"time"
 )
 
 type stat struct {
@@ -62,3 +63,6 @@ func RSS(pid int) int64 {
 	kb, _ := strconv.ParseInt(strings.TrimSpace(string(out)), 10, 64)
 	return kb << 10
 }
+
+// CPUTime is not measured here: 0, and the lab settles only when ready.
+func CPUTime(pid int) time.Duration { return 0 }
