@@ -119,13 +119,7 @@ func TestUIOverlayRecompilesOnlyTheEmbeddingPackages(t *testing.T) {
 		"built/index.html":     "<title>Argo CD</title>",
 		"built/assets/main.js": "main()",
 	}
-	for name, data := range files {
-		p := filepath.Join(root, name)
-		os.MkdirAll(filepath.Dir(p), 0o755)
-		if err := os.WriteFile(p, []byte(data), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
+	writeTree(t, root, files)
 	env := append(os.Environ(), "GOFLAGS=-mod=mod", "GOPROXY=off", "GOWORK=off")
 	goBuild := func(args ...string) []string {
 		t.Helper()
@@ -184,13 +178,7 @@ func TestArgoCDSourceIsMadeOnceAndStamped(t *testing.T) {
 		"tools/argocd/go.mod": "module example.com/tools/argocd\n\ngo 1.22\n\nrequire (\n\t" + argoCDModule + " v3.2.11\n\tk8s.io/client-go v0.34.4\n)\n\n" +
 			"replace (\n\t" + argoCDModule + " => " + filepath.Join(root, "argo") + "\n\tk8s.io/client-go => " + filepath.Join(root, "clientgo") + "\n)\n",
 	}
-	for name, data := range files {
-		p := filepath.Join(root, name)
-		os.MkdirAll(filepath.Dir(p), 0o755)
-		if err := os.WriteFile(p, []byte(data), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
+	writeTree(t, root, files)
 	b := &Builder{ModulesDir: filepath.Join(root, "tools"), CacheDir: filepath.Join(root, "cache", "bin")}
 	ctx := context.Background()
 	src, err := b.argoCDSource(ctx)

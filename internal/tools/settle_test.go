@@ -32,13 +32,7 @@ func TestSettlingToolLowersItsGOGCOnItsSignal(t *testing.T) {
 			"func main() {\n\ts := []metrics.Sample{{Name: \"/gc/gogc:percent\"}}\n\tin := bufio.NewScanner(os.Stdin)\n\tfor in.Scan() {\n\t\tmetrics.Read(s)\n\t\tfmt.Println(s[0].Value.Uint64())\n\t}\n}\n",
 		"tool/upstream/main_test.go": "package main\n\nimport \"testing\"\n\nfunc TestNothing(t *testing.T) {}\n",
 	}
-	for name, data := range files {
-		p := filepath.Join(root, name)
-		os.MkdirAll(filepath.Dir(p), 0o755)
-		if err := os.WriteFile(p, []byte(data), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
+	writeTree(t, root, files)
 	t.Setenv("GOFLAGS", "-mod=mod")
 	t.Setenv("GOPROXY", "off")
 	t.Setenv("GOWORK", "off")
@@ -107,4 +101,18 @@ func (p *prog) gogc(t *testing.T) string {
 		t.Fatalf("the program answered nothing: %v", p.out.Err())
 	}
 	return strings.TrimSpace(p.out.Text())
+}
+
+// writeTree writes files (path relative to root → content) under root.
+func writeTree(t *testing.T, root string, files map[string]string) {
+	t.Helper()
+	for name, data := range files {
+		p := filepath.Join(root, name)
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, []byte(data), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
 }
