@@ -209,8 +209,8 @@ func (l *Lab) controlPlaneComponents(bins map[tools.Tool]string) ([]component, e
 
 // baseEnv is the environment every component starts with: the user's,
 // with caches and temporary files kept inside the lab's state, and the Go
-// garbage collector's target at componentGOGC, settling to settledGOGC
-// once the lab is ready (settle.go), unless the user set GOGC.
+// garbage collector's target at componentGOGC, armed to settle whenever
+// the lab goes quiet (settle.go), unless the user set GOGC.
 func (l *Lab) baseEnv() []string {
 	env := append(os.Environ(),
 		"KUBECACHEDIR="+l.layout.Cache("kube"),
