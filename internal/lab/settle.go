@@ -31,6 +31,8 @@ const (
 	quietLooks = 3
 )
 
+// settleLooks is how many looks after a settle see its own collections,
+// which are not the lab's work (or it would settle again and again).
 const settleLooks = 2
 
 // settleWatch decides when to settle from the lab's CPU time.
@@ -41,9 +43,6 @@ type settleWatch struct {
 	pending bool // worked since the last settle
 	ignore  int  // looks left that see the last settle's own work
 }
-
-// settleLooks is how many looks after a settle see its own collections,
-// which are not the lab's work (or it would settle again and again).
 
 // observe takes the lab's CPU time now, interval after the last look, and
 // reports whether to settle now.

@@ -12,6 +12,7 @@ type stat struct {
 	state byte
 	pgrp  int
 	start uint64
+	cpu   uint64 // utime + stime + cutime + cstime, in clock ticks
 }
 
 // readStat reads /proc/<pid>/stat. Its second field, the command name in
@@ -40,7 +41,12 @@ func readStat(pid int) (stat, error) {
 	if err != nil {
 		return stat{}, fmt.Errorf("/proc/%d/stat: starttime: %w", pid, err)
 	}
-	return stat{state: f[0][0], pgrp: pgrp, start: start}, nil
+	var cpu uint64
+	for _, v := range f[11:15] { // fields 14-17: utime, stime, cutime, cstime
+		n, _ := strconv.ParseUint(v, 10, 64)
+		cpu += n
+	}
+	return stat{state: f[0][0], pgrp: pgrp, start: start, cpu: cpu}, nil
 }
 
 // groupMembers lists the live processes in process group pgid.
@@ -90,23 +96,9 @@ const clockTicks = 100
 // CPUTime returns the CPU time a process and its reaped children have used
 // (user and system; 0 if unknown).
 func CPUTime(pid int) time.Duration {
-	data, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	st, err := readStat(pid)
 	if err != nil {
 		return 0
 	}
-	s := string(data)
-	i := strings.LastIndexByte(s, ')')
-	if i < 0 {
-		return 0
-	}
-	f := strings.Fields(s[i+1:])
-	if len(f) < 15 {
-		return 0
-	}
-	var ticks uint64
-	for _, v := range f[11:15] { // fields 14-17: utime, stime, cutime, cstime
-		n, _ := strconv.ParseUint(v, 10, 64)
-		ticks += n
-	}
-	return time.Duration(ticks) * time.Second / clockTicks
+	return time.Duration(st.cpu) * time.Second / clockTicks
 }

@@ -64,5 +64,6 @@ func RSS(pid int) int64 {
 	return kb << 10
 }
 
-// CPUTime is not measured here: 0, and the lab settles only when ready.
+// CPUTime is not measured here: 0, so the lab, seeing no work, settles
+// once after its start.
 func CPUTime(pid int) time.Duration { return 0 }
