@@ -249,10 +249,14 @@ func terminateStale(ctx context.Context, dyn dynamic.Interface, opts WaitOptions
 	}
 }
 
-// requestRefreshes asks Argo CD to refresh targets that are behind: once at
-// the start for every target that is not Ready, then every
-// RefreshInterval while an app is still not at the wanted revision and
-// Argo CD has consumed the previous request (it removes the annotation).
+// requestRefreshes asks Argo CD to refresh targets that are behind: once
+// for every target that is not Ready (with a revision: not at it yet),
+// then every RefreshInterval while an app is still not at the wanted
+// revision and Argo CD has consumed the previous request (it removes the
+// annotation). An app already compared at the wanted revision is syncing
+// or rolling out: another refresh would only make Argo CD fetch and
+// compare it again while it syncs, holding the repo-server's lock on the
+// repository that the sync's own comparison needs.
 func requestRefreshes(ctx context.Context, dyn dynamic.Interface, opts WaitOptions, apps []v1alpha1.Application, states []State, refreshed map[string]time.Time) {
 	pending := map[string]bool{}
 	for i := range apps {
@@ -262,6 +266,9 @@ func requestRefreshes(ctx context.Context, dyn dynamic.Interface, opts WaitOptio
 	}
 	for _, s := range states {
 		if s.Ready || s.Health == "Missing" || pending[s.Name] {
+			continue
+		}
+		if opts.Revision != "" && !s.stale {
 			continue
 		}
 		last, asked := refreshed[s.Name]

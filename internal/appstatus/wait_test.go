@@ -2,6 +2,7 @@ package appstatus
 
 import (
 	"context"
+	"strings"
 	"testing"
 	"time"
 
@@ -62,5 +63,43 @@ func TestWaitSeesAChangeAtOnceNotAtTheNextPoll(t *testing.T) {
 	r := <-done
 	if r.err != nil || !r.res.Ready {
 		t.Fatalf("Wait after the app reached the revision: %+v, %v; want ready well before the hour-long poll", r.res, r.err)
+	}
+}
+
+// A wait for a revision asks Argo CD to refresh only the apps that have not
+// compared that revision yet: one already at it is syncing or rolling out,
+// and a refresh would only make Argo CD fetch and compare it again.
+func TestWaitRefreshesOnlyAppsBehindTheRevision(t *testing.T) {
+	apps := []v1alpha1.Application{
+		app("backend-dev", "OutOfSync", "Healthy", shaOld),   // behind: Argo CD has not seen shaNew
+		app("backend-prod", "Synced", "Progressing", shaNew), // rolling out shaNew
+		app("frontend-dev", "OutOfSync", "Healthy", shaNew),  // about to sync shaNew
+		app("frontend-prod", "Synced", "Healthy", shaOld),    // behind
+	}
+	objs := make([]runtime.Object, len(apps))
+	for i := range apps {
+		objs[i] = unstructuredApp(t, apps[i])
+	}
+	dyn := dynamicfake.NewSimpleDynamicClientWithCustomListKinds(runtime.NewScheme(),
+		map[schema.GroupVersionResource]string{ApplicationGVR: "ApplicationList"}, objs...)
+	opts := WaitOptions{Namespace: "argocd", Apps: []string{"backend-dev", "backend-prod", "frontend-dev", "frontend-prod"}, Revision: shaNew, RefreshInterval: time.Hour}
+	requestRefreshes(context.Background(), dyn, opts, apps, Evaluate(apps, opts), map[string]time.Time{})
+	var patched []string
+	for _, a := range dyn.Actions() {
+		if p, ok := a.(clienttesting.PatchAction); ok {
+			patched = append(patched, p.GetName())
+		}
+	}
+	if strings.Join(patched, ",") != "backend-dev,frontend-prod" {
+		t.Errorf("refresh requested for %v, want only the apps behind the revision: backend-dev, frontend-prod", patched)
+	}
+
+	// Without a revision every app that is not Ready is asked once, so that
+	// Argo CD reads the branch's newest commit.
+	dyn.ClearActions()
+	opts.Revision = ""
+	requestRefreshes(context.Background(), dyn, opts, apps, Evaluate(apps, opts), map[string]time.Time{})
+	if n := len(dyn.Actions()); n != 3 {
+		t.Errorf("without a revision: %d refresh requests, want 3 (every app that is not Synced and Healthy): %v", n, dyn.Actions())
 	}
 }
