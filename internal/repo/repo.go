@@ -75,6 +75,21 @@ func (a *Application) FieldPos(path string) Position {
 	return fieldPos(a.Pos, a.Node, a.nodePrefix+path)
 }
 
+// KeyPos returns the position of key in the mapping at path, for keys
+// that hold dots (an annotation such as argocd.argoproj.io/refresh), or
+// FieldPos(path) when the mapping has no such key.
+func (a *Application) KeyPos(path, key string) Position {
+	_, m, ok := lookupValue(a.Node, a.nodePrefix+path)
+	if ok && m.Kind == yaml.MappingNode {
+		for i := 0; i+1 < len(m.Content); i += 2 {
+			if k := m.Content[i]; k.Value == key && k.Line > 0 {
+				return Position{File: a.Pos.File, Line: k.Line, Column: k.Column}
+			}
+		}
+	}
+	return a.FieldPos(path)
+}
+
 // ValuePos is FieldPos for a finding about a field's value: for an
 // Application whose values come from other files (rendered, generated) it
 // points at the line of an origin file holding that literal value, when

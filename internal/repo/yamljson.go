@@ -151,8 +151,15 @@ func convertScalar(n *yaml.Node) (any, error) {
 // whether the whole path was found. For a mapping key it returns the key node
 // so that the position points at the field name.
 func lookup(n *yaml.Node, path string) (*yaml.Node, bool) {
+	last, _, ok := lookupValue(n, path)
+	return last, ok
+}
+
+// lookupValue is lookup that also returns the node the path names (a
+// mapping key's value), nil unless the whole path was found.
+func lookupValue(n *yaml.Node, path string) (*yaml.Node, *yaml.Node, bool) {
 	if n == nil {
-		return nil, false
+		return nil, nil, false
 	}
 	if n.Kind == yaml.DocumentNode && len(n.Content) > 0 {
 		n = n.Content[0]
@@ -164,14 +171,14 @@ func lookup(n *yaml.Node, path string) (*yaml.Node, bool) {
 		}
 		if idx, ok := seg.index(); ok {
 			if cur.Kind != yaml.SequenceNode || idx >= len(cur.Content) {
-				return last, false
+				return last, nil, false
 			}
 			cur = cur.Content[idx]
 			last = cur
 			continue
 		}
 		if cur.Kind != yaml.MappingNode {
-			return last, false
+			return last, nil, false
 		}
 		found := false
 		for i := 0; i+1 < len(cur.Content); i += 2 {
@@ -181,10 +188,10 @@ func lookup(n *yaml.Node, path string) (*yaml.Node, bool) {
 			}
 		}
 		if !found {
-			return last, false
+			return last, nil, false
 		}
 	}
-	return last, true
+	return last, cur, true
 }
 
 type pathSeg string

@@ -120,6 +120,7 @@ func Check(ctx context.Context, tree *apptree.Tree, opts Options) (*Result, erro
 	v.checkReachability(tree)
 	v.checkRetryRefresh(tree)
 	v.checkImageDigests(tree)
+	v.checkRefreshPaths(tree)
 	SortFindings(v.findings)
 	res := &Result{Findings: v.findings, Apps: len(tree.Nodes), Projects: len(r.Projects),
 		RepoURL: r.URL, RepoURLSource: r.URLSource, Roots: []string{}}
