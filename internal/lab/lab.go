@@ -339,13 +339,27 @@ func (l *Lab) startSteps() []step {
 	return steps
 }
 
+// labTools are the third-party programs a lab runs: kwok only for the
+// fake node (a real node's kubelet reports for itself), the runtime,
+// kubelet, kube-proxy and CoreDNS only for the real one. A first start on
+// the real node so builds nothing it will not run.
+func labTools(real bool) []tools.Tool {
+	var want []tools.Tool
+	for _, t := range tools.All {
+		if t != tools.Kwok || !real {
+			want = append(want, t)
+		}
+	}
+	if real {
+		want = append(want, tools.Node...)
+	}
+	return want
+}
+
 // build builds (or finds) the third-party programs; the lab is then
 // starting.
 func (l *Lab) build(ctx context.Context) (map[tools.Tool]string, error) {
-	want := tools.All
-	if l.real() {
-		want = append(append([]tools.Tool(nil), tools.All...), tools.Node...)
-	}
+	want := labTools(l.real())
 	t := l.opts.Tools
 	builder := &tools.Builder{ModulesDir: t.ModulesDir, CacheDir: t.CacheDir, Log: t.Log, Building: l.recordBuild}
 	bins, err := builder.EnsureAll(ctx, want...)

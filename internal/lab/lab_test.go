@@ -17,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tug-gitops/tug/internal/tools"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/utils/ptr"
 
@@ -393,4 +394,17 @@ func fakeFile(t *testing.T, dir, name string) string {
 		t.Fatal(err)
 	}
 	return p
+}
+
+// A real-node lab builds the node's programs and not kwok, which only
+// plays a fake node; a fake-node lab builds kwok and nothing of the node.
+func TestLabToolsMatchTheNode(t *testing.T) {
+	has := func(ts []tools.Tool, want tools.Tool) bool { return slices.Contains(ts, want) }
+	real, fake := labTools(true), labTools(false)
+	if has(real, tools.Kwok) || !has(real, tools.Kubelet) || !has(real, tools.KubeAPIServer) {
+		t.Errorf("real node's tools %v: want kubelet and the control plane, no kwok", real)
+	}
+	if !has(fake, tools.Kwok) || has(fake, tools.Kubelet) || !has(fake, tools.ArgoCD) {
+		t.Errorf("fake node's tools %v: want kwok and the control plane, no kubelet", fake)
+	}
 }
