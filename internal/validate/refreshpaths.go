@@ -2,7 +2,6 @@ package validate
 
 import (
 	"fmt"
-	"io/fs"
 	"path"
 	"path/filepath"
 	"sort"
@@ -10,6 +9,7 @@ import (
 
 	"github.com/argoproj/argo-cd/v3/pkg/apis/application/v1alpha1"
 	argopath "github.com/argoproj/argo-cd/v3/util/app/path"
+	"helm.sh/helm/v3/pkg/chart/loader"
 
 	"github.com/tug-gitops/tug/internal/apptree"
 )
@@ -22,6 +22,7 @@ import (
 // keeps deploying what the file said before. Coverage is decided by Argo
 // CD's own path code, so it means here what it means to Argo CD.
 func (v *validator) checkRefreshPaths(tree *apptree.Tree) {
+	in := renderInputs{tree: tree, root: v.r.Root, charts: map[string][]string{}}
 	for _, n := range tree.Nodes {
 		app := n.App
 		if strings.TrimSpace(app.Annotations[v1alpha1.AnnotationKeyManifestGeneratePaths]) == "" {
@@ -34,7 +35,7 @@ func (v *validator) checkRefreshPaths(tree *apptree.Tree) {
 			}
 			refresh := argopath.GetSourceRefreshPaths(&app.Application, sources[s.Index])
 			var missed []string
-			for _, f := range v.renderInputs(tree, s) {
+			for _, f := range in.of(s) {
 				if !argopath.AppFilesHaveChanged(refresh, []string{f}) {
 					missed = append(missed, f)
 				}
@@ -55,22 +56,30 @@ func (v *validator) checkRefreshPaths(tree *apptree.Tree) {
 	}
 }
 
-// renderInputs are the repository-relative files a source's render reads:
-// for a Helm chart, every file of the chart folder (templates may read any
-// of them through .Files) except the value files of the chart's other
-// Applications, which Helm reads only when named, plus the value files
-// this source names; for a directory or Kustomize source, the files its
-// render read.
-func (v *validator) renderInputs(tree *apptree.Tree, s apptree.Source) []string {
+// renderInputs finds the repository-relative files a source's render
+// reads; a chart folder is loaded once however many Applications use it.
+type renderInputs struct {
+	tree   *apptree.Tree
+	root   string
+	charts map[string][]string // chart folder → the files Helm loads from it
+	named  map[string]bool     // value files some Application names
+}
+
+// of is what source s reads: for a Helm chart, every file Helm loads from
+// the chart folder (what .helmignore leaves; templates may read any of them
+// through .Files) except value files that only other Applications name,
+// plus the value files s names; for a directory or Kustomize source, the
+// files its render read.
+func (in *renderInputs) of(s apptree.Source) []string {
 	if s.Kind != "helm" {
 		return s.Files
 	}
-	others := map[string]bool{}
-	for _, n := range tree.Nodes {
-		for _, o := range n.Sources {
-			if o.Kind == "helm" && o.Dir == s.Dir {
+	if in.named == nil {
+		in.named = map[string]bool{}
+		for _, n := range in.tree.Nodes {
+			for _, o := range n.Sources {
 				for _, f := range o.ValueFiles {
-					others[f] = true
+					in.named[f] = true
 				}
 			}
 		}
@@ -80,27 +89,31 @@ func (v *validator) renderInputs(tree *apptree.Tree, s apptree.Source) []string 
 		own[f] = true
 	}
 	var files []string
-	root := filepath.Join(v.r.Root, filepath.FromSlash(s.Dir))
-	_ = filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
-		if err != nil || d.IsDir() {
-			return nil
+	for _, f := range in.chart(s.Dir) {
+		if !in.named[f] || own[f] {
+			files = append(files, f)
 		}
-		rel, err := filepath.Rel(v.r.Root, p)
-		if err != nil {
-			return nil
-		}
-		rel = filepath.ToSlash(rel)
-		if others[rel] && !own[rel] {
-			return nil
-		}
-		files = append(files, rel)
-		return nil
-	})
+	}
 	for f := range own {
 		if !strings.HasPrefix(f, s.Dir+"/") {
 			files = append(files, path.Clean(f))
 		}
 	}
 	sort.Strings(files)
+	return files
+}
+
+// chart lists the files Helm's loader takes from the chart folder dir.
+func (in *renderInputs) chart(dir string) []string {
+	if files, ok := in.charts[dir]; ok {
+		return files
+	}
+	var files []string
+	if c, err := loader.LoadDir(filepath.Join(in.root, filepath.FromSlash(dir))); err == nil {
+		for _, f := range c.Raw {
+			files = append(files, path.Join(dir, f.Name))
+		}
+	}
+	in.charts[dir] = files
 	return files
 }
