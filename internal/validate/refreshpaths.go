@@ -28,15 +28,27 @@ func (v *validator) checkRefreshPaths(tree *apptree.Tree) {
 		if strings.TrimSpace(app.Annotations[v1alpha1.AnnotationKeyManifestGeneratePaths]) == "" {
 			continue // no annotation (or an empty one): Argo CD renders on every push
 		}
-		sources := app.Spec.GetSources()
+		// Argo CD refreshes the app when the paths of any of its sources
+		// match (a multi-source app's $values source has its own).
+		var refresh [][]string
+		for _, src := range app.Spec.GetSources() {
+			refresh = append(refresh, argopath.GetSourceRefreshPaths(&app.Application, src))
+		}
+		covered := func(f string) bool {
+			for _, paths := range refresh {
+				if argopath.AppFilesHaveChanged(paths, []string{f}) {
+					return true
+				}
+			}
+			return false
+		}
 		for _, s := range n.Sources {
-			if s.Dir == "" || s.Failed || s.Index >= len(sources) {
+			if s.Dir == "" || s.Failed {
 				continue
 			}
-			refresh := argopath.GetSourceRefreshPaths(&app.Application, sources[s.Index])
 			var missed []string
 			for _, f := range in.of(s) {
-				if !argopath.AppFilesHaveChanged(refresh, []string{f}) {
+				if !covered(f) {
 					missed = append(missed, f)
 				}
 			}
