@@ -5,6 +5,8 @@ import (
 	"path/filepath"
 	"sort"
 	"testing"
+
+	"github.com/tug-gitops/tug/internal/testrepo"
 )
 
 // TestKustomizeEditAndFiles: spec.source.kustomize fields are applied to
@@ -18,14 +20,8 @@ func TestKustomizeEditAndFiles(t *testing.T) {
 		"overlay/kustomization.yaml": "resources: [../base]\npatches:\n  - path: patch.yaml\n",
 		"overlay/patch.yaml":         "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: settings\ndata:\n  a: c\n",
 	}
-	for rel, content := range files {
-		p := filepath.Join(dir, rel)
-		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
-			t.Fatal(err)
-		}
+	if err := testrepo.WriteFiles(dir, files); err != nil {
+		t.Fatal(err)
 	}
 	b, err := KustomizeWith(filepath.Join(dir, "overlay"), KustomizeOptions{Edit: &KustomizeEdit{
 		NamePrefix: "dev-", Namespace: "shop-dev", CommonLabels: map[string]string{"env": "dev"},

@@ -11,6 +11,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/tug-gitops/tug/internal/testrepo"
 )
 
 // A settling tool is built from its upstream main package, unchanged, plus
@@ -106,13 +108,7 @@ func (p *prog) gogc(t *testing.T) string {
 // writeTree writes files (path relative to root → content) under root.
 func writeTree(t *testing.T, root string, files map[string]string) {
 	t.Helper()
-	for name, data := range files {
-		p := filepath.Join(root, name)
-		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(p, []byte(data), 0o644); err != nil {
-			t.Fatal(err)
-		}
+	if err := testrepo.WriteFiles(root, files); err != nil {
+		t.Fatal(err)
 	}
 }
