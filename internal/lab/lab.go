@@ -501,10 +501,14 @@ func (l *Lab) snapshot() Status {
 	return s
 }
 
+// superviseEvery is how often Supervise refreshes the status file and
+// looks at the lab's CPU time.
+const superviseEvery = 2 * time.Second
+
 // Supervise keeps the status file fresh, and settles the components each
 // time the lab goes quiet after working (settle.go), until ctx ends.
 func (l *Lab) Supervise(ctx context.Context) {
-	t := time.NewTicker(2 * time.Second)
+	t := time.NewTicker(superviseEvery)
 	defer t.Stop()
 	watch := &settleWatch{}
 	for {
@@ -512,7 +516,7 @@ func (l *Lab) Supervise(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-t.C:
-			if watch.observe(l.cpuTime(), 2*time.Second) {
+			if watch.observe(l.cpuTime(), superviseEvery) {
 				l.settle()
 			}
 			// A state folder deleted under a running lab (rm -rf instead of

@@ -21,7 +21,7 @@ import (
 const settledGOGC = componentGOGC
 
 // The lab settles once it has gone quiet after working: when, at
-// quietLooks looks in a row (Supervise looks every 2 s), its processes
+// quietLooks looks in a row (Supervise looks every superviseEvery), its processes
 // together used less than quietShare of one core. A ready lab is mostly
 // idle, and the heap headroom that bought speed is then only resident
 // memory; settling while it works (a sync, a rollout) would cost that
