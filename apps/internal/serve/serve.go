@@ -1,6 +1,6 @@
 // Package serve holds what the shop's two services share: JSON logging,
 // request logging, a tiny GET-only router with JSON error bodies, and a
-// server loop that shuts down gracefully when its context ends.
+// server loop that drains and shuts down gracefully when its context ends.
 //
 // It uses the standard library only, so each service's container image is a
 // single static binary with no module downloads beyond the Go toolchain.
@@ -21,10 +21,26 @@ import (
 // DefaultPort is the port both services listen on and both charts expose.
 const DefaultPort = "8080"
 
-// ShutdownTimeout bounds how long in-flight requests may run after SIGTERM.
-// It stays well under Kubernetes' default terminationGracePeriodSeconds (30s)
-// so the process exits on its own before the kubelet sends SIGKILL.
+// ShutdownTimeout bounds how long in-flight requests may run after the
+// drain. With DrainDelay it stays well under Kubernetes' default
+// terminationGracePeriodSeconds (30s), so the process exits on its own
+// before the kubelet sends SIGKILL.
 const ShutdownTimeout = 10 * time.Second
+
+// DrainDelay is how long a server keeps accepting connections after SIGTERM,
+// answering each request with "Connection: close". Kubernetes sends SIGTERM
+// as it marks the pod terminating, and kube-proxy takes the pod out of its
+// Service's rules a moment later: until then new connections may still be
+// routed here, and a closed listener would refuse them (a failed request in
+// the middle of a rollout). Clients holding a kept-alive connection are made
+// to reconnect at once, which takes them to the Service's other pods.
+const DrainDelay = time.Second
+
+// Shutdown says how Run stops once its context ends: it drains for Drain,
+// then waits up to Timeout for in-flight requests to finish.
+type Shutdown struct {
+	Drain, Timeout time.Duration
+}
 
 // NewLogger returns a structured JSON logger writing to w.
 func NewLogger(w io.Writer) *slog.Logger {
@@ -54,10 +70,13 @@ func NewServer(h http.Handler, log *slog.Logger) *http.Server {
 	}
 }
 
-// Run serves on ln until ctx ends, then stops accepting connections and waits
-// up to shutdownTimeout for in-flight requests to finish. It returns nil after
-// a clean shutdown, and an error if serving failed or the deadline passed.
-func Run(ctx context.Context, srv *http.Server, ln net.Listener, shutdownTimeout time.Duration, log *slog.Logger) error {
+// Run serves on ln until ctx ends. It then drains: kept-alive connections
+// are closed once idle and every response says "Connection: close", while
+// the listener still accepts for stop.Drain. Then it stops accepting and
+// waits up to stop.Timeout for in-flight requests to finish. It returns nil
+// after a clean shutdown, and an error if serving failed or the deadline
+// passed.
+func Run(ctx context.Context, srv *http.Server, ln net.Listener, stop Shutdown, log *slog.Logger) error {
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.Serve(ln) }()
 	log.Info("listening", "addr", ln.Addr().String())
@@ -68,13 +87,25 @@ func Run(ctx context.Context, srv *http.Server, ln net.Listener, shutdownTimeout
 	case <-ctx.Done():
 	}
 
-	log.Info("shutting down", "timeout", shutdownTimeout.String())
+	if stop.Drain > 0 {
+		log.Info("draining", "for", stop.Drain.String())
+		srv.SetKeepAlivesEnabled(false)
+		drained := time.NewTimer(stop.Drain)
+		select {
+		case err := <-serveErr:
+			drained.Stop()
+			return fmt.Errorf("serve %s: %w", ln.Addr(), err)
+		case <-drained.C:
+		}
+	}
+
+	log.Info("shutting down", "timeout", stop.Timeout.String())
 	// The parent ctx is already done; the shutdown deadline needs a fresh one.
-	shutdownCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), shutdownTimeout)
+	shutdownCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), stop.Timeout)
 	defer cancel()
 	if err := srv.Shutdown(shutdownCtx); err != nil {
 		_ = srv.Close()
-		return fmt.Errorf("graceful shutdown did not finish within %s: %w", shutdownTimeout, err)
+		return fmt.Errorf("graceful shutdown did not finish within %s: %w", stop.Timeout, err)
 	}
 	if err := <-serveErr; err != nil && !errors.Is(err, http.ErrServerClosed) {
 		return fmt.Errorf("serve %s: %w", ln.Addr(), err)
@@ -83,14 +114,15 @@ func Run(ctx context.Context, srv *http.Server, ln net.Listener, shutdownTimeout
 	return nil
 }
 
-// ListenAndRun listens on addr and calls Run with ShutdownTimeout.
+// ListenAndRun listens on addr and calls Run with DrainDelay and
+// ShutdownTimeout.
 func ListenAndRun(ctx context.Context, addr string, h http.Handler, log *slog.Logger) error {
 	var lc net.ListenConfig
 	ln, err := lc.Listen(ctx, "tcp", addr)
 	if err != nil {
 		return fmt.Errorf("listen on %s (set PORT to a free port): %w", addr, err)
 	}
-	return Run(ctx, NewServer(h, log), ln, ShutdownTimeout, log)
+	return Run(ctx, NewServer(h, log), ln, Shutdown{Drain: DrainDelay, Timeout: ShutdownTimeout}, log)
 }
 
 // Router maps exact paths to GET handlers. Unlike http.ServeMux it answers

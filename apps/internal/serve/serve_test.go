@@ -1,6 +1,7 @@
 package serve
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
@@ -84,14 +85,14 @@ func TestLogRequestsRecordsStatus(t *testing.T) {
 
 // startRun runs Run on a loopback listener with handler h and returns the
 // base URL and a channel that receives Run's result.
-func startRun(t *testing.T, ctx context.Context, h http.Handler, timeout time.Duration) (string, <-chan error) {
+func startRun(t *testing.T, ctx context.Context, h http.Handler, stop Shutdown) (string, <-chan error) {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
 	done := make(chan error, 1)
-	go func() { done <- Run(ctx, NewServer(h, quietLogger()), ln, timeout, quietLogger()) }()
+	go func() { done <- Run(ctx, NewServer(h, quietLogger()), ln, stop, quietLogger()) }()
 	return "http://" + ln.Addr().String(), done
 }
 
@@ -121,7 +122,7 @@ func TestRunFinishesInFlightRequestOnShutdown(t *testing.T) {
 	}}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	base, done := startRun(t, ctx, slow, 5*time.Second)
+	base, done := startRun(t, ctx, slow, Shutdown{Timeout: 5 * time.Second})
 
 	type result struct {
 		body string
@@ -170,7 +171,7 @@ func TestRunReportsShutdownDeadline(t *testing.T) {
 		}
 	}}
 	ctx, cancel := context.WithCancel(context.Background())
-	base, done := startRun(t, ctx, stuck, 50*time.Millisecond)
+	base, done := startRun(t, ctx, stuck, Shutdown{Timeout: 50 * time.Millisecond})
 	go func() {
 		if resp, err := http.Get(base + "/stuck"); err == nil {
 			resp.Body.Close()
@@ -193,5 +194,63 @@ func TestListenAndRunReportsBusyPort(t *testing.T) {
 	err = ListenAndRun(context.Background(), ln.Addr().String(), Router{}, quietLogger())
 	if err == nil || !strings.Contains(err.Error(), "PORT") {
 		t.Fatalf("ListenAndRun on a busy port = %v, want an error that mentions PORT", err)
+	}
+}
+
+// Once its context ends a server drains: a kept-alive connection is closed
+// rather than reused, new connections are still answered, each response
+// telling the client not to reuse the connection, and only then does the
+// listener close.
+func TestRunDrainsBeforeClosing(t *testing.T) {
+	ok := Router{"/ok": func(w http.ResponseWriter, _ *http.Request) { _, _ = io.WriteString(w, "fine") }}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	base, done := startRun(t, ctx, ok, Shutdown{Drain: 2 * time.Second, Timeout: time.Second})
+
+	kept, err := net.Dial("tcp", strings.TrimPrefix(base, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer kept.Close()
+	if _, err := io.WriteString(kept, "GET /ok HTTP/1.1\r\nHost: shop\r\n\r\n"); err != nil {
+		t.Fatal(err)
+	}
+	br := bufio.NewReader(kept)
+	resp, err := http.ReadResponse(br, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, _ = io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	if resp.Close {
+		t.Fatal("before the drain the server already refused to keep the connection alive")
+	}
+
+	cancel() // what SIGTERM does through signal.NotifyContext
+	if err := kept.SetReadDeadline(time.Now().Add(5 * time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	if b, err := br.ReadByte(); err != io.EOF {
+		t.Fatalf("the idle kept-alive connection was not closed by the drain: read %q, %v", b, err)
+	}
+
+	resp, err = http.Get(base + "/ok")
+	if err != nil {
+		t.Fatalf("a new connection during the drain: %v; want it answered", err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || string(body) != "fine" || !resp.Close {
+		t.Fatalf("during the drain: %d %q, Connection: close %t; want 200 \"fine\" and close", resp.StatusCode, body, resp.Close)
+	}
+	select {
+	case err := <-done:
+		t.Fatalf("Run returned (%v) during its drain", err)
+	default:
+	}
+
+	waitRefused(t, base)
+	if err := <-done; err != nil {
+		t.Fatalf("Run after the drain and a clean shutdown = %v, want nil", err)
 	}
 }
