@@ -29,6 +29,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -126,12 +127,30 @@ func newBrowser(t testing.TB) context.Context {
 		// Chromium's sandbox refuses to run as root (CI containers).
 		opts = append(opts, chromedp.NoSandbox)
 	}
+	// Chromium runs in a process group of its own: its zygotes, GPU,
+	// network and renderer processes outlive the browser process by a
+	// moment and write into the profile, so the test stops them all.
+	opts = append(opts, chromedp.ModifyCmdFunc(func(cmd *exec.Cmd) {
+		cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	}))
 	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
 	ctx, cancel := chromedp.NewContext(actx)
-	t.Cleanup(func() { cancel(); cancelAlloc() })
+	pgid := 0
+	t.Cleanup(func() {
+		cancel()
+		cancelAlloc()
+		if pgid > 0 {
+			stopProcessGroup(t, pgid)
+		}
+	})
 	if err := chromedp.Run(ctx); err != nil {
 		t.Fatalf("start %s: %v", exe, err)
 	}
+	c := chromedp.FromContext(ctx)
+	if c == nil || c.Browser == nil || c.Browser.Process() == nil {
+		t.Fatalf("%s started, but chromedp reports no browser process to stop at the end", exe)
+	}
+	pgid = c.Browser.Process().Pid
 	t.Cleanup(func() {
 		if t.Failed() {
 			screenshotOnFailure(t, ctx)
@@ -140,30 +159,34 @@ func newBrowser(t testing.TB) context.Context {
 	return ctx
 }
 
-// browserProfile is a fresh profile folder, removed once the browser is
-// gone. Not t.TempDir: Chromium's helper processes may still be writing
-// into it for a moment after the browser exits, and t.TempDir's cleanup
-// fails the test on the first "directory not empty".
+// browserProfile is a fresh profile folder, removed at the test's end,
+// after the browser's cleanup (registered later, so run earlier) has
+// stopped every Chromium process.
 func browserProfile(t testing.TB) string {
 	dir, err := os.MkdirTemp("", "tug-e2e-chromium-*")
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
-		deadline := time.Now().Add(10 * time.Second)
-		for {
-			err := os.RemoveAll(dir)
-			if err == nil {
-				return
-			}
-			if time.Now().After(deadline) {
-				t.Logf("browser profile %s not removed: %v", dir, err)
-				return
-			}
-			time.Sleep(100 * time.Millisecond)
+		if err := os.RemoveAll(dir); err != nil {
+			t.Errorf("browser profile %s not removed: %v", dir, err)
 		}
 	})
 	return dir
+}
+
+// stopProcessGroup kills what is left of the browser's process group and
+// waits until none of it remains.
+func stopProcessGroup(t testing.TB, pgid int) {
+	_ = syscall.Kill(-pgid, syscall.SIGKILL)
+	deadline := time.Now().Add(10 * time.Second)
+	for syscall.Kill(-pgid, 0) == nil {
+		if time.Now().After(deadline) {
+			t.Errorf("Chromium's process group %d still has processes 10 s after SIGKILL", pgid)
+			return
+		}
+		time.Sleep(20 * time.Millisecond) // poll interval while the kernel reaps them
+	}
 }
 
 func screenshotOnFailure(t testing.TB, ctx context.Context) {
