@@ -114,7 +114,9 @@ func newBrowser(t testing.TB) context.Context {
 	t.Helper()
 	uiURL(t) // skips (or fails in CI) first when there is no UI
 	exe := chromiumPath(t)
-	profile := browserProfile(t)
+	// A fresh profile, removed after the browser's cleanup (registered
+	// later, so run earlier) has stopped every Chromium process.
+	profile := t.TempDir()
 	opts := append(chromedp.DefaultExecAllocatorOptions[:],
 		chromedp.ExecPath(exe),
 		chromedp.UserDataDir(profile),
@@ -157,22 +159,6 @@ func newBrowser(t testing.TB) context.Context {
 		}
 	})
 	return ctx
-}
-
-// browserProfile is a fresh profile folder, removed at the test's end,
-// after the browser's cleanup (registered later, so run earlier) has
-// stopped every Chromium process.
-func browserProfile(t testing.TB) string {
-	dir, err := os.MkdirTemp("", "tug-e2e-chromium-*")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if err := os.RemoveAll(dir); err != nil {
-			t.Errorf("browser profile %s not removed: %v", dir, err)
-		}
-	})
-	return dir
 }
 
 // stopProcessGroup kills what is left of the browser's process group and
