@@ -14,7 +14,7 @@ test: build
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { echo "gofmt needed:"; gofmt -l $$(git ls-files '*.go'); exit 1; }
 	$(GO) vet ./...
 	./bin/tug validate --strict .
-	$(GO) test -timeout 30m $$($(GO) list ./... | grep -v '/e2e$$')
+	$(GO) test -timeout 45m $$($(GO) list ./... | grep -v '/e2e$$')
 	$(GO) test -timeout 70m ./e2e
 	$(GO) test -run '^$$' -fuzz FuzzLoad -fuzztime 20s ./internal/repo
 

@@ -72,20 +72,12 @@ func startProc(t *testing.T, dir, name, bin string, env []string, args ...string
 // chart's securityContext and readiness probe; its log is read through the
 // API server (InternalIP, the API server's kubelet client certificate);
 // afterwards the host is as before. Needs the lab's kine, kube-apiserver
-// and kubelet built (tug lab up --node real builds them).
+// and kubelet (see nodeTool).
 func TestKubeletJoinsAndRunsTheBackend(t *testing.T) {
 	needRealHost(t)
-	b := &tools.Builder{ModulesDir: "../../lab/tools"}
 	bins := map[tools.Tool]string{}
 	for _, tl := range []tools.Tool{tools.Kine, tools.KubeAPIServer, tools.Kubelet} {
-		p, err := b.Path(tl)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if _, err := os.Stat(p); err != nil {
-			t.Skipf("%s is not built yet (tug lab up --node real builds it)", tl)
-		}
-		bins[tl] = p
+		bins[tl] = nodeTool(t, tl)
 	}
 	rt := builtRuntime(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 8*time.Minute)
