@@ -33,6 +33,7 @@ import (
 	"github.com/tug-gitops/tug/internal/image"
 	"github.com/tug-gitops/tug/internal/lab"
 	"github.com/tug-gitops/tug/internal/node"
+	"github.com/tug-gitops/tug/internal/tools"
 )
 
 // e2eNode is the node kind the suite's lab runs: TUG_E2E_NODE, else what
@@ -398,7 +399,7 @@ func TestRealNodeBrokenImageFailsWait(t *testing.T) {
 	if err := image.WriteArchive(archive, img, []string{"ghcr.io/tug-gitops/backend:" + tag}); err != nil {
 		t.Fatal(err)
 	}
-	if out, err := exec.Command("ctr", "--address", filepath.Join(env.dir, "node", "containerd.sock"), "-n", "k8s.io", "images", "import", archive).CombinedOutput(); err != nil {
+	if out, err := exec.Command(toolPath(t, tools.Ctr), "--address", filepath.Join(env.dir, "node", "containerd.sock"), "-n", "k8s.io", "images", "import", archive).CombinedOutput(); err != nil {
 		t.Fatalf("import the broken image: %v\n%s", err, out)
 	}
 	restorePromotionState(t)
