@@ -102,6 +102,41 @@ func TestCorefileHasNoForwarder(t *testing.T) {
 	}
 }
 
+// The lab's CoreDNS is built with chosen plugins only (lab/tools/coredns):
+// each one the node's Corefile names must be in it, or CoreDNS stops at
+// start on an unknown directive; forward, which would send queries off the
+// machine, must not be.
+func TestCoreDNSHasTheCorefilesPluginsOnly(t *testing.T) {
+	bin := nodeTool(t, tools.CoreDNS)
+	out, err := exec.Command(bin, "-plugins").CombinedOutput()
+	if err != nil {
+		t.Fatalf("coredns -plugins: %v\n%s", err, out)
+	}
+	have := map[string]bool{}
+	for _, f := range strings.Fields(string(out)) {
+		have[f] = true
+	}
+	directives := 0
+	for _, line := range strings.Split(corefile(NetworkFor("x"), "/kc", 1, 2), "\n") {
+		// The server block's directives are indented by four spaces, the
+		// lines of their own blocks by eight.
+		f := strings.Fields(line)
+		if !strings.HasPrefix(line, "    ") || strings.HasPrefix(line, "        ") || len(f) == 0 || f[0] == "}" {
+			continue
+		}
+		directives++
+		if !have[f[0]] && !have["dns."+f[0]] {
+			t.Errorf("the Corefile's %q is not a plugin of the built CoreDNS:\n%s", f[0], out)
+		}
+	}
+	if directives < 5 {
+		t.Fatalf("read %d directives from the Corefile", directives)
+	}
+	if have["forward"] || have["dns.forward"] {
+		t.Errorf("the built CoreDNS has the forward plugin:\n%s", out)
+	}
+}
+
 // builtRuntime is the node's runtime from the tool cache (see nodeTool).
 func builtRuntime(t *testing.T) Runtime {
 	t.Helper()

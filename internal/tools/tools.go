@@ -112,7 +112,9 @@ var recipes = map[Tool]recipe{
 	// go.mod/go.sum and so the cache key of the control plane's binaries.
 	Kubelet:   {module: "node", pkg: "k8s.io/kubernetes/cmd/kubelet", ldflags: kubeVersionFlags, settle: true},
 	KubeProxy: {module: "node", pkg: "k8s.io/kubernetes/cmd/kube-proxy", ldflags: kubeVersionFlags, settle: true},
-	CoreDNS:   {module: "coredns", pkg: "github.com/coredns/coredns"},
+	// CoreDNS with the node's plugins only: a main package of the tool
+	// module's own (lab/tools/coredns/main.go says why).
+	CoreDNS: {module: "coredns", pkg: toolModulePrefix + "coredns"},
 	// containerd, runc and the CNI plugins with their upstream Makefiles'
 	// tags and version flags. containerd leaves out the btrfs snapshotter
 	// (no_btrfs: its cgo needs btrfs headers, and the node uses overlayfs);
@@ -356,6 +358,13 @@ func (b *Builder) key(r recipe) (string, error) {
 		h.Write(data)
 	}
 	fmt.Fprintf(h, "%s|%s|%s|%v|%s|%s/%s", r.pkg, r.ldflags, r.tags, r.cgo, runtime.Version(), runtime.GOOS, runtime.GOARCH)
+	if strings.HasPrefix(r.pkg, toolModulePrefix) {
+		// The main package is the tool module's own: its source is part of
+		// what is built.
+		if err := hashGoFiles(h, filepath.Join(b.ModulesDir, r.module)); err != nil {
+			return "", fmt.Errorf("tool module %s: %w", r.module, err)
+		}
+	}
 	if r.noCgo {
 		// Only where set, so the keys of the other tools stay as they were.
 		h.Write([]byte("|CGO_ENABLED=0"))
@@ -367,6 +376,28 @@ func (b *Builder) key(r recipe) (string, error) {
 		h.Write([]byte("|settle|" + settleSource))
 	}
 	return hex.EncodeToString(h.Sum(nil))[:12], nil
+}
+
+// toolModulePrefix is the import path of the tool modules' folder: a
+// recipe's package under it is a main package of the tool module's own.
+const toolModulePrefix = "github.com/tug-gitops/tug/lab/tools/"
+
+// hashGoFiles writes the names and contents of the .go files in dir (not
+// below it) to h, in name order.
+func hashGoFiles(h io.Writer, dir string) error {
+	files, err := filepath.Glob(filepath.Join(dir, "*.go"))
+	if err != nil {
+		return err
+	}
+	for _, f := range files { // Glob sorts
+		data, err := os.ReadFile(f)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(h, "|%s|%d|", filepath.Base(f), len(data))
+		h.Write(data)
+	}
+	return nil
 }
 
 func (b *Builder) logger() *slog.Logger {

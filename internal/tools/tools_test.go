@@ -47,6 +47,34 @@ func TestPathChangesWithTheModulePins(t *testing.T) {
 	}
 }
 
+// CoreDNS's main package is the tool module's own: editing it (a plugin
+// added for a new Corefile line) must rebuild the binary, as a new pin does.
+func TestPathChangesWithTheToolModulesOwnSource(t *testing.T) {
+	mods := t.TempDir()
+	dir := filepath.Join(mods, "coredns")
+	os.MkdirAll(dir, 0o755)
+	os.WriteFile(filepath.Join(dir, "go.mod"), []byte("module example.com/coredns\n"), 0o644)
+	main := filepath.Join(dir, "main.go")
+	os.WriteFile(main, []byte("package main\n"), 0o644)
+	b := &Builder{ModulesDir: mods, CacheDir: t.TempDir()}
+	before, err := b.Path(CoreDNS)
+	if err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile(main, []byte("package main\n\nimport _ \"example.com/plugin\"\n"), 0o644)
+	after, err := b.Path(CoreDNS)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if after == before {
+		t.Fatal("a changed main.go must give a new cache key, so the binary is rebuilt")
+	}
+	os.WriteFile(filepath.Join(dir, "notes.txt"), []byte("not Go"), 0o644)
+	if same, _ := b.Path(CoreDNS); same != after {
+		t.Fatal("a file that is not Go source changed the cache key")
+	}
+}
+
 func TestEnsureReusesACachedBinaryWithoutBuilding(t *testing.T) {
 	b := &Builder{ModulesDir: fakeModules(t), CacheDir: t.TempDir()}
 	p, _ := b.Path(Helm)
