@@ -33,8 +33,10 @@ const ShutdownTimeout = 10 * time.Second
 // Service's rules a moment later: until then new connections may still be
 // routed here, and a closed listener would refuse them (a failed request in
 // the middle of a rollout). Clients holding a kept-alive connection are made
-// to reconnect at once, which takes them to the Service's other pods.
-const DrainDelay = time.Second
+// to reconnect at once, which takes them to the Service's other pods. One
+// second was not always enough: under CI's load, one request in 2,314 was
+// refused by a pod whose listener had closed before kube-proxy removed it.
+const DrainDelay = 2 * time.Second
 
 // Shutdown says how Run stops once its context ends: it drains for Drain,
 // then waits up to Timeout for in-flight requests to finish.
