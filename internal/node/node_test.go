@@ -140,10 +140,9 @@ func TestCoreDNSHasTheCorefilesPluginsOnly(t *testing.T) {
 // builtRuntime is the node's runtime from the tool cache (see nodeTool).
 func builtRuntime(t *testing.T) Runtime {
 	t.Helper()
-	path := func(tl tools.Tool) string { return nodeTool(t, tl) }
-	r := Runtime{Containerd: path(tools.Containerd), Shim: path(tools.ContainerdShim), Ctr: path(tools.Ctr), Runc: path(tools.Runc), CNIPlugins: map[string]string{}}
+	r := Runtime{Containerd: nodeTool(t, tools.Containerd), Shim: nodeTool(t, tools.ContainerdShim), Ctr: nodeTool(t, tools.Ctr), Runc: nodeTool(t, tools.Runc), CNIPlugins: map[string]string{}}
 	for tl, name := range tools.CNIPlugins {
-		r.CNIPlugins[name] = path(tl)
+		r.CNIPlugins[name] = nodeTool(t, tl)
 	}
 	return r
 }
