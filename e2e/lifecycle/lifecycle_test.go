@@ -90,7 +90,8 @@ func newStallLab(t *testing.T, name string) *stallLab {
 type upRun struct {
 	cmd  *exec.Cmd
 	out  *syncBuffer
-	done chan error
+	done chan struct{} // closed once cmd has exited
+	err  error         // cmd.Wait's, once done is closed
 }
 
 func (s *stallLab) up(extra ...string) *upRun {
@@ -98,12 +99,12 @@ func (s *stallLab) up(extra ...string) *upRun {
 	args := append([]string{"lab", "up", "--name", s.name, "--state-dir", s.root, "--repo", repo, "--no-kubeconfig-update"}, extra...)
 	cmd := exec.Command(tugBin, args...)
 	cmd.Dir, cmd.Env = repo, s.env
-	r := &upRun{cmd: cmd, out: &syncBuffer{}, done: make(chan error, 1)}
+	r := &upRun{cmd: cmd, out: &syncBuffer{}, done: make(chan struct{})}
 	cmd.Stdout, cmd.Stderr = r.out, r.out
 	if err := cmd.Start(); err != nil {
 		s.t.Fatal(err)
 	}
-	go func() { r.done <- cmd.Wait() }()
+	go func() { r.err = cmd.Wait(); close(r.done) }()
 	s.mu.Lock()
 	s.launched = append(s.launched, r)
 	s.mu.Unlock()
@@ -114,8 +115,8 @@ func (s *stallLab) up(extra ...string) *upRun {
 func (r *upRun) wait(t *testing.T, timeout time.Duration) error {
 	t.Helper()
 	select {
-	case err := <-r.done:
-		return err
+	case <-r.done:
+		return r.err
 	case <-time.After(timeout):
 		t.Fatalf("tug lab up still running after %s:\n%s", timeout, r.out)
 		return nil
@@ -208,16 +209,22 @@ func (s *stallLab) describe() string {
 // processes by their recorded identity.
 func (s *stallLab) cleanup() {
 	_, _ = s.tug("lab", "down")
-	s.mu.Lock()
-	for _, r := range s.launched {
-		if r.cmd.ProcessState == nil {
-			_ = r.cmd.Process.Kill()
-		}
-	}
-	s.mu.Unlock()
+	s.stopLaunched()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	supervisor.StopAll(ctx, s.stalled(), time.Second)
+}
+
+// stopLaunched kills every `tug lab up` still running and waits until it
+// has exited, so none holds a file under the state folder any more.
+func (s *stallLab) stopLaunched() {
+	s.mu.Lock()
+	launched := append([]*upRun(nil), s.launched...)
+	s.mu.Unlock()
+	for _, r := range launched {
+		_ = r.cmd.Process.Kill() // an error once it has exited
+		<-r.done
+	}
 }
 
 // The story a new user lived: `tug lab up` interrupted while it builds the
@@ -392,6 +399,7 @@ func TestFullDiskIsAClearErrorAndCorruptsNothing(t *testing.T) {
 	// may hold a file there) before it unmounts, and before newStallLab's.
 	t.Cleanup(func() {
 		_, _ = s.tug("lab", "down")
+		s.stopLaunched()
 		if out, err := exec.Command("umount", s.root).CombinedOutput(); err != nil {
 			t.Errorf("umount %s: %v %s", s.root, err, out)
 		}
@@ -419,12 +427,15 @@ func TestFullDiskIsAClearErrorAndCorruptsNothing(t *testing.T) {
 	if _, err := lab.ReadStatus(s.layout.Dir); err != nil {
 		t.Fatalf("status.json after the disk filled: %v", err)
 	}
-	s.up("--background")
+	fourth := s.up("--background")
 	procs = s.building()
 	if out, err := s.tug("lab", "down"); err != nil || !strings.Contains(out, "was building") {
 		t.Fatalf("lab down: %v\n%s", err, out)
 	}
 	s.nothingLeft(procs)
+	// The `up` that follows the lab holds its log open until it sees the
+	// supervisor gone; the mount is busy until then.
+	_ = fourth.wait(t, time.Minute)
 }
 
 // fill writes to path until the disk is full.
