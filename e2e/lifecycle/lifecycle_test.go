@@ -395,11 +395,11 @@ func TestFullDiskIsAClearErrorAndCorruptsNothing(t *testing.T) {
 	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size=256k,mode=0700", "tug-lab-test", s.root).CombinedOutput(); err != nil {
 		t.Skipf("cannot mount a tmpfs here: %v %s", err, out)
 	}
-	// Cleanups run last-registered first: this one stops the lab (nothing
-	// may hold a file there) before it unmounts, and before newStallLab's.
+	// Cleanups run last-registered first: this one stops the lab and every
+	// `lab up` (nothing may hold a file there) before it unmounts;
+	// newStallLab's, run again after it, then finds nothing to stop.
 	t.Cleanup(func() {
-		_, _ = s.tug("lab", "down")
-		s.stopLaunched()
+		s.cleanup()
 		if out, err := exec.Command("umount", s.root).CombinedOutput(); err != nil {
 			t.Errorf("umount %s: %v %s", s.root, err, out)
 		}
