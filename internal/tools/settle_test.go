@@ -19,7 +19,8 @@ import (
 // the settle file, in a folder that exists only in the overlay. Started
 // with SettledGOGCEnv, it keeps its start GOGC until SettleSignal and then runs
 // with the settled one; started without it, it ignores SettleSignal as any Go
-// program that did not ask for the signal does.
+// program that did not ask for the signal does. The builder's folders may
+// be relative.
 func TestSettlingToolLowersItsGOGCOnItsSignal(t *testing.T) {
 	if _, err := exec.LookPath("go"); err != nil {
 		t.Skip("go not on PATH")
@@ -38,12 +39,16 @@ func TestSettlingToolLowersItsGOGCOnItsSignal(t *testing.T) {
 	t.Setenv("GOFLAGS", "-mod=mod")
 	t.Setenv("GOPROXY", "off")
 	t.Setenv("GOWORK", "off")
-	b := &Builder{ModulesDir: root, CacheDir: filepath.Join(root, "cache")}
-	bin := filepath.Join(root, "cache", "prog")
+	// Folders given relative to the caller's working directory, as a test
+	// beside the code gives them: the go command runs elsewhere, in the
+	// tool's module.
+	t.Chdir(root)
+	b := &Builder{ModulesDir: ".", CacheDir: "cache"}
 	r := recipe{module: "tool", pkg: "example.com/tool/upstream", settle: true}
-	if err := b.buildRecipe(ctx, "prog", r, bin); err != nil {
+	if err := b.buildRecipe(ctx, "prog", r, filepath.Join("cache", "prog")); err != nil {
 		t.Fatal(err)
 	}
+	bin := filepath.Join(root, "cache", "prog")
 	if _, err := os.Stat(filepath.Join(root, "tool", ".tug-settle")); !os.IsNotExist(err) {
 		t.Errorf("the build wrote into the tool's module: %v", err)
 	}

@@ -265,12 +265,23 @@ func (b *Builder) buildRecipe(ctx context.Context, t Tool, r recipe, path string
 	log := b.logger()
 	log.Info("building", "tool", t, "package", r.pkg, "note", "first run only; cached afterwards")
 	start := time.Now()
+	// go build runs in the tool's module and reads the overlay's paths
+	// relative to that folder, not to ours: every path it is given is
+	// absolute.
+	path, err := filepath.Abs(path)
+	if err != nil {
+		return err
+	}
+	modules, err := filepath.Abs(b.ModulesDir)
+	if err != nil {
+		return err
+	}
 	tmp := path + ".tmp"
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		return err
 	}
 	// dir is where go build runs; srcRoot holds the main package's tree.
-	dir, ldflags := filepath.Join(b.ModulesDir, r.module), r.ldflags
+	dir, ldflags := filepath.Join(modules, r.module), r.ldflags
 	srcRoot := dir
 	if r.fromArgoCDSource {
 		src, err := b.argoCDSource(ctx)
@@ -327,7 +338,7 @@ func (b *Builder) buildRecipe(ctx context.Context, t Tool, r recipe, path string
 		b.Building(t, cmd.Process.Pid)
 		defer b.Building(t, 0)
 	}
-	err := cmd.Wait()
+	err = cmd.Wait()
 	// Nothing of the build outlives it, however it ended.
 	_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
 	if err != nil {
