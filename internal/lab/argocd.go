@@ -270,11 +270,13 @@ func (l *Lab) startArgoEarly(ctx context.Context, bins map[tools.Tool]string) (*
 	if err != nil {
 		return nil, err
 	}
-	port, err := l.ports.get("redis")
-	if err != nil {
-		return nil, err
-	}
-	kind, err := l.startRedis(ctx, port, password)
+	// Argo CD's components are given Redis's address when they start, so a
+	// port taken in the meantime can be swapped for another.
+	var kind string
+	port, err := l.ports.listen("redis", func(port int) (err error) {
+		kind, err = l.startRedis(ctx, port, password)
+		return err
+	})
 	if err != nil {
 		return nil, err
 	}

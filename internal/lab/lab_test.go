@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/x509"
 	"encoding/pem"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net"
@@ -256,6 +257,47 @@ func TestPortsAreNeverGivenTwice(t *testing.T) {
 	q := &ports{m: map[string]int{"a": 4002, "b": 4002}, pick: func() (int, error) { return 4003, nil }}
 	if got, _ := q.get("b"); got != 4003 {
 		t.Fatalf("duplicate remembered port kept: %d", got)
+	}
+}
+
+// A port can be taken between being found free and being bound; a
+// listener whose address nobody has recorded yet moves to a new port.
+func TestPortTakenBeforeBindingIsReplaced(t *testing.T) {
+	taken, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer taken.Close()
+	busy := taken.Addr().(*net.TCPAddr).Port
+	offers := []int{busy}
+	p := &ports{m: map[string]int{}, pick: func() (int, error) {
+		if len(offers) > 0 {
+			port := offers[0]
+			offers = offers[1:]
+			return port, nil
+		}
+		return kernelPort()
+	}}
+	var tried []int
+	port, err := p.listen("redis", func(port int) error {
+		tried = append(tried, port)
+		l, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", port))
+		if err != nil {
+			return fmt.Errorf("redis: %w", err)
+		}
+		return l.Close()
+	})
+	if err != nil {
+		t.Fatalf("tried %v: %v", tried, err)
+	}
+	if len(tried) != 2 || tried[0] != busy || port == busy || p.lookup("redis") != port {
+		t.Fatalf("tried %v, got %d, remembered %d; want the taken %d, then another, remembered", tried, port, p.lookup("redis"), busy)
+	}
+
+	// Any other failure is the start's own and is not retried.
+	calls := 0
+	if _, err := p.listen("other", func(int) error { calls++; return errors.New("bad config") }); err == nil || calls != 1 {
+		t.Fatalf("err %v after %d calls, want the error after one", err, calls)
 	}
 }
 

@@ -171,11 +171,11 @@ func (l *Lab) serveFrontends(ctx context.Context) error {
 		if s.Spec.ClusterIP == "" || s.Spec.ClusterIP == "None" || len(s.Spec.Ports) == 0 {
 			continue
 		}
-		port, err := l.ports.get("frontend/" + s.Namespace)
-		if err != nil {
+		var ln net.Listener
+		port, err := l.ports.listen("frontend/"+s.Namespace, func(port int) (err error) {
+			ln, err = net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(port))
 			return err
-		}
-		ln, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(port))
+		})
 		if err != nil {
 			return fmt.Errorf("frontend of %s: %w", s.Namespace, err)
 		}

@@ -10,6 +10,7 @@ import (
 	"regexp"
 	"sort"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/tug-gitops/tug/internal/fsutil"
@@ -93,6 +94,35 @@ func (p *ports) get(key string) (int, error) {
 		}
 	}
 	return 0, fmt.Errorf("no free loopback port for %s after 100 tries", key)
+}
+
+// listen runs start on key's port and, when that port was taken between
+// being found free and start binding it (another program's listener, or
+// an outgoing connection given it as its local port), on a new one. Only
+// for listeners whose address nothing outside this start has recorded.
+func (p *ports) listen(key string, start func(port int) error) (int, error) {
+	const attempts = 3
+	for i := 1; ; i++ {
+		port, err := p.get(key)
+		if err != nil {
+			return 0, err
+		}
+		err = start(port)
+		if err == nil || !errors.Is(err, syscall.EADDRINUSE) || i == attempts {
+			return port, err
+		}
+		p.forget(key, port)
+	}
+}
+
+// forget drops key's port, if it is still port, so the next get picks a
+// new one.
+func (p *ports) forget(key string, port int) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.m[key] == port {
+		delete(p.m, key)
+	}
 }
 
 func (p *ports) takenByOther(key string, port int) bool {
