@@ -260,6 +260,25 @@ func TestPortsAreNeverGivenTwice(t *testing.T) {
 	}
 }
 
+// New ports come from below the kernel's ephemeral range, where no
+// outgoing connection is ever given one as its local port.
+func TestNewPortsAreOutsideTheEphemeralRange(t *testing.T) {
+	low := ephemeralLow()
+	if low < listenPorts.hi {
+		t.Skipf("the ephemeral range starts at %d, inside %v: the kernel picks", low, listenPorts)
+	}
+	p := &ports{m: map[string]int{}}
+	for i := range 20 {
+		port, err := p.get(fmt.Sprint("component-", i))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if port < listenPorts.lo || port >= listenPorts.hi || !portFree(port) {
+			t.Fatalf("port %d: want a free one in [%d, %d), below the ephemeral range from %d", port, listenPorts.lo, listenPorts.hi, low)
+		}
+	}
+}
+
 // A port can be taken between being found free and being bound; a
 // listener whose address nobody has recorded yet moves to a new port.
 func TestPortTakenBeforeBindingIsReplaced(t *testing.T) {

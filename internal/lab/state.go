@@ -4,11 +4,14 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"net"
 	"os"
 	"path/filepath"
 	"regexp"
 	"sort"
+	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -81,7 +84,7 @@ func (p *ports) get(key string) (int, error) {
 	}
 	pick := p.pick
 	if pick == nil {
-		pick = kernelPort
+		pick = freePort
 	}
 	for range 100 {
 		port, err := pick()
@@ -132,6 +135,47 @@ func (p *ports) takenByOther(key string, port int) bool {
 		}
 	}
 	return false
+}
+
+// Lab ports are picked in listenPorts, below the kernel's ephemeral range
+// (net.ipv4.ip_local_port_range, 32768-60999 by default), where it never
+// gives an outgoing connection its local port: no connection can then take
+// a lab's port between its being found free and being bound, nor while a
+// stopped lab waits to start again on its remembered ports. The range ends
+// before Kubernetes' NodePorts (30000-32767).
+var listenPorts = struct{ lo, hi int }{20000, 30000}
+
+// freePort returns a free loopback port in listenPorts, or the kernel's
+// choice when the ephemeral range overlaps listenPorts or is unknown.
+func freePort() (int, error) {
+	if ephemeralLow() < listenPorts.hi {
+		return kernelPort()
+	}
+	for range 50 {
+		port := listenPorts.lo + rand.IntN(listenPorts.hi-listenPorts.lo)
+		if portFree(port) {
+			return port, nil
+		}
+	}
+	return kernelPort()
+}
+
+// ephemeralLow is the first port of the kernel's ephemeral range, or 0
+// when it cannot be read (not Linux).
+func ephemeralLow() int {
+	data, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range")
+	if err != nil {
+		return 0
+	}
+	f := strings.Fields(string(data))
+	if len(f) != 2 {
+		return 0
+	}
+	lo, err := strconv.Atoi(f[0])
+	if err != nil {
+		return 0
+	}
+	return lo
 }
 
 func kernelPort() (int, error) {
