@@ -29,6 +29,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
 	"github.com/google/go-containerregistry/pkg/v1/tarball"
 	"github.com/google/go-containerregistry/pkg/v1/types"
+	"github.com/tug-gitops/tug/internal/procgroup"
 )
 
 // NonrootUID is the user the images run as: distroless's "nonroot", which
@@ -100,7 +101,11 @@ func goBuild(ctx context.Context, s Spec) ([]byte, error) {
 	}
 	cmd := exec.CommandContext(ctx, "go", "build", "-trimpath", "-ldflags", ldflags, "-o", out, "./apps/"+s.App)
 	cmd.Dir = s.RepoRoot
-	cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOPROXY=off", "GOFLAGS=-trimpath", "GOOS=linux", "GOARCH="+runtime.GOARCH)
+	// The go command's work folder goes in tmp too: a cancelled build is
+	// killed and cannot remove it itself. The compiler and linker it runs
+	// are in its process group and are killed with it.
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOPROXY=off", "GOFLAGS=-trimpath", "GOOS=linux", "GOARCH="+runtime.GOARCH, "GOTMPDIR="+tmp)
+	procgroup.Own(cmd)
 	var log bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &log, &log
 	if err := cmd.Run(); err != nil {

@@ -23,10 +23,10 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/tug-gitops/tug/internal/fsutil"
+	"github.com/tug-gitops/tug/internal/procgroup"
 )
 
 // The inputs of the UI build. Upstream's ui/yarn.lock pins argo-ui, its one
@@ -427,19 +427,22 @@ func (u *uiBuild) run(ctx context.Context, dir, prog string, args ...string) err
 // build, prog's children (yarn's node processes, webpack, the compiler)
 // run in a process group of their own and all stop with ctx.
 func runCmd(ctx context.Context, dir string, env []string, prog string, args ...string) error {
+	env, removeTemp, err := privateTemp(env)
+	if err != nil {
+		return fmt.Errorf("%s: %w", filepath.Base(prog), err)
+	}
+	defer removeTemp()
 	cmd := exec.CommandContext(ctx, prog, args...)
 	cmd.Dir = dir
 	cmd.Env = env
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
-	cmd.WaitDelay = 5 * time.Second
+	procgroup.Own(cmd)
 	if err := cmd.Start(); err != nil {
 		return fmt.Errorf("%s: %w", filepath.Base(prog), err)
 	}
-	err := cmd.Wait()
-	_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+	err = cmd.Wait()
+	procgroup.Kill(cmd)
 	if err != nil {
 		if ctx.Err() != nil {
 			return fmt.Errorf("%s stopped: %w", filepath.Base(prog), context.Cause(ctx))

@@ -23,12 +23,13 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 	"sync"
-	"syscall"
 	"time"
 
 	"github.com/tug-gitops/tug/internal/fsutil"
+	"github.com/tug-gitops/tug/internal/procgroup"
 )
 
 // Tool names one program the lab runs.
@@ -319,18 +320,19 @@ func (b *Builder) buildRecipe(ctx context.Context, t Tool, r recipe, path string
 		args, pkg = append(args, "-overlay", overlay), settlePkg
 	}
 	args = append(args, pkg)
+	env, removeTemp, err := privateTemp(env)
+	if err != nil {
+		return fmt.Errorf("build %s: %w", t, err)
+	}
+	defer removeTemp()
 	cmd := exec.CommandContext(ctx, "go", args...)
 	cmd.Dir = dir
 	cmd.Env = env
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
 	// The go command runs the compiler, the linker and cgo's C compiler as
-	// its children: in a group of their own they are all killed when ctx
-	// ends. Killing only the go command would leave them running, holding
-	// the output pipe open, so Wait would not return either.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
-	cmd.WaitDelay = 5 * time.Second
+	// its children: they are all killed when ctx ends.
+	procgroup.Own(cmd)
 	if err := cmd.Start(); err != nil {
 		return fmt.Errorf("build %s: %w", t, err)
 	}
@@ -340,7 +342,7 @@ func (b *Builder) buildRecipe(ctx context.Context, t Tool, r recipe, path string
 	}
 	err = cmd.Wait()
 	// Nothing of the build outlives it, however it ended.
-	_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+	procgroup.Kill(cmd)
 	if err != nil {
 		os.Remove(tmp)
 		if ctx.Err() != nil {
@@ -455,4 +457,20 @@ func defaultBuilder(dir string) *Builder {
 	b := &Builder{ModulesDir: dir, Log: slog.Default()}
 	defaultBuilders[dir] = b
 	return b
+}
+
+// privateTemp gives a command a temporary folder of its own, as TMPDIR and
+// GOTMPDIR, and returns the environment to run it with and a func that
+// removes the folder. A cancelled build is killed with SIGKILL, so the go
+// command cannot remove its work folder ($WORK, hundreds of MB for the
+// large tools) and yarn cannot remove its own: removing the folder here
+// leaves nothing behind however the command ended.
+func privateTemp(env []string) ([]string, func(), error) {
+	dir, err := os.MkdirTemp("", "tug-build-")
+	if err != nil {
+		return nil, nil, err
+	}
+	// exec.Cmd uses the last of duplicate keys: these override env's.
+	env = append(slices.Clip(env), "TMPDIR="+dir, "GOTMPDIR="+dir)
+	return env, func() { os.RemoveAll(dir) }, nil
 }

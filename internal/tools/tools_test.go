@@ -139,8 +139,13 @@ func TestCancelStopsTheBuildAndItsChildren(t *testing.T) {
 	os.WriteFile(filepath.Join(mods, "kine", "main.go"), []byte("package main\n\nfunc main() {}\n"), 0o644)
 	pidFile := filepath.Join(t.TempDir(), "pids")
 	stallingBuild(t, pidFile)
+	cacheDir := t.TempDir()
+	// The system's temporary folder, as the build sees it: the killed go
+	// command must leave no work folder there.
+	sysTemp := t.TempDir()
+	t.Setenv("TMPDIR", sysTemp)
 	var leader atomic.Int64
-	b := &Builder{ModulesDir: mods, CacheDir: t.TempDir(), Building: func(_ Tool, pid int) {
+	b := &Builder{ModulesDir: mods, CacheDir: cacheDir, Building: func(_ Tool, pid int) {
 		if pid != 0 {
 			leader.Store(int64(pid))
 		}
@@ -190,6 +195,13 @@ func TestCancelStopsTheBuildAndItsChildren(t *testing.T) {
 	p, _ := b.Path(Kine)
 	if _, err := os.Stat(p + ".tmp"); err == nil {
 		t.Error("the cancelled build left its temporary file")
+	}
+	if left, _ := os.ReadDir(sysTemp); len(left) > 0 {
+		var names []string
+		for _, e := range left {
+			names = append(names, e.Name())
+		}
+		t.Errorf("the cancelled build left %v in the temporary folder", names)
 	}
 }
 
