@@ -420,18 +420,18 @@ func (u *uiBuild) goBuild(ctx context.Context, path string) error {
 }
 
 func (u *uiBuild) run(ctx context.Context, dir, prog string, args ...string) error {
-	return runCmd(ctx, dir, u.env, prog, args...)
+	env, removeTemp, err := withTempDir(filepath.Join(u.work, "tmp"), u.env)
+	if err != nil {
+		return err
+	}
+	defer removeTemp()
+	return runCmd(ctx, dir, env, prog, args...)
 }
 
 // runCmd runs prog in dir and returns its output's tail on failure. As in
 // build, prog's children (yarn's node processes, webpack, the compiler)
 // run in a process group of their own and all stop with ctx.
 func runCmd(ctx context.Context, dir string, env []string, prog string, args ...string) error {
-	env, removeTemp, err := privateTemp(env)
-	if err != nil {
-		return fmt.Errorf("%s: %w", filepath.Base(prog), err)
-	}
-	defer removeTemp()
 	cmd := exec.CommandContext(ctx, prog, args...)
 	cmd.Dir = dir
 	cmd.Env = env
@@ -441,7 +441,7 @@ func runCmd(ctx context.Context, dir string, env []string, prog string, args ...
 	if err := cmd.Start(); err != nil {
 		return fmt.Errorf("%s: %w", filepath.Base(prog), err)
 	}
-	err = cmd.Wait()
+	err := cmd.Wait()
 	procgroup.Kill(cmd)
 	if err != nil {
 		if ctx.Err() != nil {

@@ -320,7 +320,7 @@ func (b *Builder) buildRecipe(ctx context.Context, t Tool, r recipe, path string
 		args, pkg = append(args, "-overlay", overlay), settlePkg
 	}
 	args = append(args, pkg)
-	env, removeTemp, err := privateTemp(env)
+	env, removeTemp, err := withTempDir(path+".tmpdir", env)
 	if err != nil {
 		return fmt.Errorf("build %s: %w", t, err)
 	}
@@ -459,15 +459,18 @@ func defaultBuilder(dir string) *Builder {
 	return b
 }
 
-// privateTemp gives a command a temporary folder of its own, as TMPDIR and
-// GOTMPDIR, and returns the environment to run it with and a func that
+// withTempDir gives a command the folder dir, emptied first, as its TMPDIR
+// and GOTMPDIR, and returns the environment to run it with and a func that
 // removes the folder. A cancelled build is killed with SIGKILL, so the go
-// command cannot remove its work folder ($WORK, hundreds of MB for the
-// large tools) and yarn cannot remove its own: removing the folder here
-// leaves nothing behind however the command ended.
-func privateTemp(env []string) ([]string, func(), error) {
-	dir, err := os.MkdirTemp("", "tug-build-")
-	if err != nil {
+// command cannot remove its work folder ($WORK, hundreds of MB for the large
+// tools), nor yarn its own: they are removed here however the command
+// ended, and, should tug itself be killed, by the next build in the same
+// folder, which runs under the same lock.
+func withTempDir(dir string, env []string) ([]string, func(), error) {
+	if err := os.RemoveAll(dir); err != nil {
+		return nil, nil, err
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, nil, err
 	}
 	// exec.Cmd uses the last of duplicate keys: these override env's.

@@ -132,6 +132,29 @@ func stallingBuild(t *testing.T, pidFile string) {
 	t.Setenv("GOFLAGS", "-toolexec="+script)
 }
 
+// A build killed with tug itself (SIGKILL) leaves its temporary folder:
+// the next build of the tool, which takes the same lock, removes it.
+func TestBuildRemovesAKilledBuildsTemporaryFiles(t *testing.T) {
+	mods := fakeModules(t)
+	os.WriteFile(filepath.Join(mods, "kine", "go.mod"), []byte("module github.com/k3s-io/kine\n\ngo 1.22\n"), 0o644)
+	os.WriteFile(filepath.Join(mods, "kine", "main.go"), []byte("package main\n\nfunc main() {}\n"), 0o644)
+	b := &Builder{ModulesDir: mods, CacheDir: t.TempDir()}
+	p, err := b.Path(Kine)
+	if err != nil {
+		t.Fatal(err)
+	}
+	stale := filepath.Join(p+".tmpdir", "go-build123", "b001")
+	if err := os.MkdirAll(stale, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.Ensure(context.Background(), Kine); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(p + ".tmpdir"); err == nil {
+		t.Errorf("%s is still there after the next build", p+".tmpdir")
+	}
+}
+
 func TestCancelStopsTheBuildAndItsChildren(t *testing.T) {
 	mods := fakeModules(t)
 	// A real, tiny main package where kine's recipe looks for it.
@@ -195,6 +218,9 @@ func TestCancelStopsTheBuildAndItsChildren(t *testing.T) {
 	p, _ := b.Path(Kine)
 	if _, err := os.Stat(p + ".tmp"); err == nil {
 		t.Error("the cancelled build left its temporary file")
+	}
+	if _, err := os.Stat(p + ".tmpdir"); err == nil {
+		t.Error("the cancelled build left its temporary folder")
 	}
 	if left, _ := os.ReadDir(sysTemp); len(left) > 0 {
 		var names []string
