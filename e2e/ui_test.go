@@ -118,9 +118,14 @@ func newBrowser(t testing.TB) context.Context {
 	// A fresh profile, removed after the browser's cleanup (registered
 	// later, so run earlier) has stopped every Chromium process.
 	profile := t.TempDir()
+	// Chromium makes folders of its own in TMPDIR (org.chromium.Chromium.*,
+	// holding its singleton socket) and removes them only when it exits
+	// cleanly, which a killed browser does not: they go in the test's.
+	tmp := t.TempDir()
 	opts := append(chromedp.DefaultExecAllocatorOptions[:],
 		chromedp.ExecPath(exe),
 		chromedp.UserDataDir(profile),
+		chromedp.Env("TMPDIR="+tmp),
 		chromedp.Flag("disable-breakpad", true),
 		chromedp.Flag("disable-crash-reporter", true),
 		chromedp.WindowSize(1280, 800),
