@@ -74,6 +74,78 @@ func TestLabListensOnLoopbackOnly(t *testing.T) {
 	t.Logf("%d listening sockets checked", checked)
 }
 
+// Every Unix socket a lab program listens on is in the lab's state folder:
+// none in /tmp or elsewhere, where a second lab would take it over and
+// where it would outlive 'lab down --delete'. The one exception is where
+// the real node's programs put a socket whatever their configuration says
+// (the kubelet's device-plugin socket), in node.FixedPaths, which the
+// node's host ledger records and 'lab down' restores.
+func TestLabUnixSocketsAreInItsStateFolder(t *testing.T) {
+	st, err := lab.ProbeStatus(context.Background(), env.dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	paths, err := listeningUnixSockets()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var checked []string
+	for _, c := range st.Components {
+		inodes, err := socketInodes(c.PID)
+		if err != nil {
+			t.Fatalf("%s (pid %d): %v", c.Name, c.PID, err)
+		}
+		for inode := range inodes {
+			path, ok := paths[inode]
+			if !ok || strings.HasPrefix(path, "@") {
+				continue // not a listening Unix socket, or an abstract one (no file)
+			}
+			checked = append(checked, c.Name+": "+path)
+			if st.Node == lab.NodeReal && underAny(path, node.FixedPaths) {
+				continue
+			}
+			if !underAny(path, []string{env.dir}) {
+				t.Errorf("%s (pid %d) listens on %s, outside the lab's state folder %s", c.Name, c.PID, path, env.dir)
+			}
+		}
+	}
+	if st.Node == lab.NodeReal && len(checked) == 0 {
+		t.Fatal("found no listening Unix socket, not even containerd's: the check did not see them")
+	}
+	t.Logf("checked: %v", checked)
+}
+
+// underAny says whether path is inside one of the folders dirs.
+func underAny(path string, dirs []string) bool {
+	for _, d := range dirs {
+		if strings.HasPrefix(path, d+string(filepath.Separator)) {
+			return true
+		}
+	}
+	return false
+}
+
+// listeningUnixSockets reads /proc/net/unix for listening sockets, by inode.
+func listeningUnixSockets() (map[string]string, error) {
+	file, err := os.Open("/proc/net/unix")
+	if err != nil {
+		return nil, err
+	}
+	defer file.Close()
+	out := map[string]string{}
+	sc := bufio.NewScanner(file)
+	sc.Scan() // header: Num RefCount Protocol Flags Type St Inode Path
+	for sc.Scan() {
+		fields := strings.Fields(sc.Text())
+		const acceptConn = "00010000" // __SO_ACCEPTCON: listening
+		if len(fields) < 8 || fields[3] != acceptConn {
+			continue
+		}
+		out[fields[6]] = fields[7]
+	}
+	return out, sc.Err()
+}
+
 func componentPort(st *lab.Status, name, key string) int {
 	for _, c := range st.Components {
 		if c.Name == name {

@@ -75,7 +75,14 @@ func newStallLab(t *testing.T, name string) *stallLab {
 	if err := os.WriteFile(script, []byte(body), 0o755); err != nil {
 		t.Fatal(err)
 	}
-	s := &stallLab{t: t, name: name, root: filepath.Join(work, "state"), pidFile: pidFile}
+	// The state folder is short, as a user's is: the lab refuses one too
+	// long for the Unix sockets its programs make in it.
+	root, err := os.MkdirTemp("", "tug-lc-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(root) }) // after s.cleanup, registered below
+	s := &stallLab{t: t, name: name, root: root, pidFile: pidFile}
 	s.layout, _ = lab.LayoutOf(s.root, name)
 	s.env = append(os.Environ(),
 		"TUG_BIN_CACHE="+filepath.Join(work, "bin-cache"),
@@ -140,6 +147,9 @@ func (s *stallLab) building() []supervisor.Proc {
 	s.t.Helper()
 	var procs []supervisor.Proc
 	eventually(s.t, 10*time.Minute, "the lab building, with a compile stalled", func() error {
+		if r := s.allExited(); r != nil {
+			s.t.Fatalf("every 'tug lab up' exited before the lab was building; the last: %v\n%s", r.err, r.out)
+		}
 		st, err := lab.ReadStatus(s.layout.Dir)
 		if err != nil {
 			return err
@@ -213,6 +223,24 @@ func (s *stallLab) cleanup() {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	supervisor.StopAll(ctx, s.stalled(), time.Second)
+}
+
+// allExited returns the last `tug lab up` launched if every one has
+// exited, else nil.
+func (s *stallLab) allExited() *upRun {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, r := range s.launched {
+		select {
+		case <-r.done:
+		default:
+			return nil
+		}
+	}
+	if len(s.launched) == 0 {
+		return nil
+	}
+	return s.launched[len(s.launched)-1]
 }
 
 // stopLaunched kills every `tug lab up` still running and waits until it
@@ -389,9 +417,6 @@ func TestFullDiskIsAClearErrorAndCorruptsNothing(t *testing.T) {
 		t.Skip("mounting a small tmpfs needs root")
 	}
 	s := newStallLab(t, "full")
-	if err := os.MkdirAll(s.root, 0o700); err != nil {
-		t.Fatal(err)
-	}
 	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size=256k,mode=0700", "tug-lab-test", s.root).CombinedOutput(); err != nil {
 		t.Skipf("cannot mount a tmpfs here: %v %s", err, out)
 	}

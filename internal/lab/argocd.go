@@ -160,6 +160,7 @@ func (l *Lab) argoProcess(ctx context.Context, name string, early *argoEarly) (c
 		// lab has none, and the product's project does not require signatures.
 		"ARGOCD_GPG_ENABLED=false",
 		"TMPDIR="+filepath.Join(home, "tmp"),
+		"ARGOCD_ASK_PASS_SOCK="+l.layout.AskPassSocket(),
 		"PATH="+filepath.Dir(helmBin)+string(os.PathListSeparator)+os.Getenv("PATH"),
 	)
 	args := append([]string(nil), ctr.Args[min(1, len(ctr.Args)):]...) // drop the binary path

@@ -7,6 +7,7 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"os"
@@ -214,6 +215,34 @@ func TestStateDirRejectsBadNames(t *testing.T) {
 	}
 	if d, err := StateDir("/tmp/s", "e2e-1"); err != nil || d != "/tmp/s/e2e-1" {
 		t.Fatalf("StateDir = %q, %v", d, err)
+	}
+}
+
+// A relative --state-dir names the same folder whatever folder the lab's
+// programs later run in.
+func TestStateDirIsAbsolute(t *testing.T) {
+	t.Chdir(t.TempDir())
+	wd, _ := os.Getwd()
+	d, err := StateDir("state", "default")
+	if err != nil || d != filepath.Join(wd, "state", "default") {
+		t.Fatalf("StateDir(\"state\", \"default\") = %q, %v; want it under %s", d, err, wd)
+	}
+}
+
+// A state folder whose Unix sockets could not be made is refused before
+// anything is written or started, with what to do.
+func TestLaunchRefusesAStateFolderTooLongForSockets(t *testing.T) {
+	root := filepath.Join(t.TempDir(), strings.Repeat("x", maxSocketPath))
+	_, err := Launch(context.Background(), LaunchOptions{Name: "default", StateRoot: root, Progress: io.Discard})
+	if err == nil || !strings.Contains(err.Error(), "use a shorter --state-dir") {
+		t.Fatalf("Launch with a %d-character state folder: %v, want an error naming --state-dir", len(root), err)
+	}
+	if _, err := os.Stat(root); !os.IsNotExist(err) {
+		t.Errorf("Launch refused the state folder but made %s", root)
+	}
+	// The default state folder of a user called "ubuntu" is allowed.
+	if l, _ := LayoutOf("/home/ubuntu/.local/state/tug/lab", "default"); l.CheckSocketPaths() != nil {
+		t.Errorf("the default state folder is refused: %v", l.CheckSocketPaths())
 	}
 }
 

@@ -65,6 +65,9 @@ func Launch(ctx context.Context, o LaunchOptions) (*Status, error) {
 	if err != nil {
 		return nil, err
 	}
+	if err := layout.CheckSocketPaths(); err != nil {
+		return nil, err
+	}
 	if err := os.MkdirAll(layout.Logs(), 0o700); err != nil {
 		return nil, err
 	}

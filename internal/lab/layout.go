@@ -1,6 +1,9 @@
 package lab
 
-import "path/filepath"
+import (
+	"fmt"
+	"path/filepath"
+)
 
 // Layout names every path in a lab's state folder, so nothing else joins
 // path strings into it (the CLI and the end-to-end tests included).
@@ -14,6 +17,28 @@ type Layout struct {
 func LayoutOf(root, name string) (Layout, error) {
 	dir, err := StateDir(root, name)
 	return Layout{Dir: dir}, err
+}
+
+// maxSocketPath is the longest path a Unix socket can have on Linux:
+// sun_path holds 108 bytes, the final NUL included.
+const maxSocketPath = 107
+
+// longestSocket is the longest Unix socket path in the state folder,
+// relative to it: the real node's kubelet serves its pod-resources API
+// under its root folder (node/kubelet/root).
+var longestSocket = filepath.Join("node", "kubelet", "root", "pod-resources", "kubelet.sock")
+
+// CheckSocketPaths says whether the state folder's path leaves room for
+// the Unix sockets the lab's programs make in it (containerd's, the
+// kubelet's, the repo-server's credential helper's): a program whose
+// socket path is too long fails at start with a less helpful error.
+func (l Layout) CheckSocketPaths() error {
+	longest := l.path(longestSocket)
+	if len(longest) > maxSocketPath {
+		return fmt.Errorf("state folder %s is too long for the lab's Unix sockets: %s would be %d characters, and Linux allows %d; use a shorter --state-dir",
+			l.Dir, longest, len(longest), maxSocketPath)
+	}
+	return nil
 }
 
 func (l Layout) path(parts ...string) string {
@@ -77,6 +102,11 @@ func (l Layout) ForgeTokenFile() string { return l.path("gitea", "admin-token") 
 
 // ArgoCDHome is an Argo CD component's working folder.
 func (l Layout) ArgoCDHome(component string) string { return l.path("argocd", component) }
+
+// AskPassSocket is where the repo-server serves git's credential helper
+// (upstream's default, /tmp/reposerver-ask-pass.sock, would be shared by
+// every lab on the host and left behind by each).
+func (l Layout) AskPassSocket() string { return l.path("argocd", "ask-pass.sock") }
 
 // BootstrapMarker exists once Argo CD was bootstrapped on this state.
 func (l Layout) BootstrapMarker() string { return l.path("argocd-bootstrapped") }

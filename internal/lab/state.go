@@ -42,6 +42,13 @@ func StateDir(root, name string) (string, error) {
 	if root == "" {
 		root = DefaultStateRoot()
 	}
+	// The lab's programs run in folders of their own and find their
+	// files by the paths written into their flags and configs: those
+	// paths must not depend on the working folder.
+	root, err := filepath.Abs(root)
+	if err != nil {
+		return "", err
+	}
 	return filepath.Join(root, name), nil
 }
 
