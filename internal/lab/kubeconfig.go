@@ -81,8 +81,12 @@ func mergeIntoUserKubeconfig(userPath, labKubeconfig, contextName string, makeCu
 }
 
 // removeFromUserKubeconfig deletes the lab's entries; it leaves the file
-// alone when they are not there.
+// alone when they are not there. A file left with nothing in it (the one
+// the lab's `up` created where there was none) is removed, so the host is
+// as it was; a symlink's target is kept.
 func removeFromUserKubeconfig(userPath, contextName string) error {
+	fi, err := os.Lstat(userPath)
+	linked := err == nil && fi.Mode()&os.ModeSymlink != 0
 	userPath, unlock, err := lockKubeconfig(userPath)
 	if err != nil {
 		return err
@@ -104,11 +108,20 @@ func removeFromUserKubeconfig(userPath, contextName string) error {
 	if user.CurrentContext == contextName {
 		user.CurrentContext = ""
 	}
+	if emptyKubeconfig(user) && !linked { // a link's target is the user's, not the lab's
+		return os.Remove(userPath)
+	}
 	data, err := clientcmd.Write(*user)
 	if err != nil {
 		return err
 	}
 	return fsutil.WriteFileAtomic(userPath, data, 0o600)
+}
+
+// emptyKubeconfig says whether c holds nothing a user could have written.
+func emptyKubeconfig(c *clientcmdapi.Config) bool {
+	return len(c.Clusters) == 0 && len(c.AuthInfos) == 0 && len(c.Contexts) == 0 && c.CurrentContext == "" &&
+		len(c.Extensions) == 0 && len(c.Preferences.Extensions) == 0 && !c.Preferences.Colors
 }
 
 // UserKubeconfigPath is the first file of $KUBECONFIG, or ~/.kube/config.

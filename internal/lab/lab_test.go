@@ -444,6 +444,36 @@ func TestKubeconfigMergeWritesThroughASymlink(t *testing.T) {
 	}
 }
 
+// A kubeconfig that the lab's `up` created is gone after its context is
+// removed; one that holds anything else stays.
+func TestRemovingTheLabsContextRemovesTheFileItCreated(t *testing.T) {
+	dir := t.TempDir()
+	labKube := filepath.Join(dir, "lab.yaml")
+	if err := writeKubeconfig(labKube, "https://127.0.0.1:6443", fakeFile(t, dir, "ca.crt"), "", "", "token", "default", "lab"); err != nil {
+		t.Fatal(err)
+	}
+	user := filepath.Join(dir, "home", ".kube", "config")
+	if err := mergeIntoUserKubeconfig(user, labKube, "tug-lab", true); err != nil {
+		t.Fatal(err)
+	}
+	if err := mergeIntoUserKubeconfig(user, labKube, "tug-lab-other", false); err != nil {
+		t.Fatal(err)
+	}
+	if err := removeFromUserKubeconfig(user, "tug-lab"); err != nil {
+		t.Fatal(err)
+	}
+	if data, err := os.ReadFile(user); err != nil || !strings.Contains(string(data), "tug-lab-other") {
+		t.Fatalf("with another lab's context still in it, %s: %v\n%s", user, err, data)
+	}
+	if err := removeFromUserKubeconfig(user, "tug-lab-other"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(user); !os.IsNotExist(err) {
+		data, _ := os.ReadFile(user)
+		t.Fatalf("%s is still there with nothing in it (%v):\n%s", user, err, data)
+	}
+}
+
 // Two labs merging into one kubeconfig at once both end up in it: the
 // read-modify-write is locked.
 func TestConcurrentKubeconfigMergesKeepBoth(t *testing.T) {
