@@ -241,8 +241,13 @@ func TestLaunchRefusesAStateFolderTooLongForSockets(t *testing.T) {
 		t.Errorf("Launch refused the state folder but made %s", root)
 	}
 	// The default state folder of a user called "ubuntu" is allowed.
-	if l, _ := LayoutOf("/home/ubuntu/.local/state/tug/lab", "default"); l.CheckSocketPaths() != nil {
-		t.Errorf("the default state folder is refused: %v", l.CheckSocketPaths())
+	if l, _ := LayoutOf("/home/ubuntu/.local/state/tug/lab", "default"); l.CheckSocketPaths(NodeReal) != nil {
+		t.Errorf("the default state folder is refused: %v", l.CheckSocketPaths(NodeReal))
+	}
+	// A fake node has no kubelet: its limit is the repo-server's socket.
+	long := "/" + strings.Repeat("x", 70)
+	if l, _ := LayoutOf(long, "default"); l.CheckSocketPaths(NodeFake) != nil || l.CheckSocketPaths(NodeReal) == nil {
+		t.Errorf("a %d-character state folder: fake node %v (want allowed), real node %v (want refused)", len(l.Dir), l.CheckSocketPaths(NodeFake), l.CheckSocketPaths(NodeReal))
 	}
 }
 

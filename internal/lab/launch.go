@@ -65,7 +65,7 @@ func Launch(ctx context.Context, o LaunchOptions) (*Status, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := layout.CheckSocketPaths(); err != nil {
+	if err := layout.CheckSocketPaths(o.Node); err != nil {
 		return nil, err
 	}
 	if err := os.MkdirAll(layout.Logs(), 0o700); err != nil {

@@ -23,17 +23,23 @@ func LayoutOf(root, name string) (Layout, error) {
 // sun_path holds 108 bytes, the final NUL included.
 const maxSocketPath = 107
 
-// longestSocket is the longest Unix socket path in the state folder,
-// relative to it: the real node's kubelet serves its pod-resources API
-// under its root folder (node/kubelet/root).
-var longestSocket = filepath.Join("node", "kubelet", "root", "pod-resources", "kubelet.sock")
+// longestSocket is the longest Unix socket path in the state folder of a
+// lab on node (NodeReal or NodeFake): the real node's kubelet serves its
+// pod-resources API under its root folder (node/kubelet/root); without it,
+// the repo-server's credential helper is the longest.
+func (l Layout) longestSocket(node string) string {
+	if node == NodeReal {
+		return l.path("node", "kubelet", "root", "pod-resources", "kubelet.sock")
+	}
+	return l.AskPassSocket()
+}
 
 // CheckSocketPaths says whether the state folder's path leaves room for
-// the Unix sockets the lab's programs make in it (containerd's, the
-// kubelet's, the repo-server's credential helper's): a program whose
+// the Unix sockets the programs of a lab on node make in it (containerd's,
+// the kubelet's, the repo-server's credential helper's): a program whose
 // socket path is too long fails at start with a less helpful error.
-func (l Layout) CheckSocketPaths() error {
-	longest := l.path(longestSocket)
+func (l Layout) CheckSocketPaths(node string) error {
+	longest := l.longestSocket(node)
 	if len(longest) > maxSocketPath {
 		return fmt.Errorf("state folder %s is too long for the lab's Unix sockets: %s would be %d characters, and Linux allows %d; use a shorter --state-dir",
 			l.Dir, longest, len(longest), maxSocketPath)
