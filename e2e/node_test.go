@@ -399,7 +399,7 @@ func TestRealNodeBrokenImageFailsWait(t *testing.T) {
 	if err := image.WriteArchive(archive, img, []string{"ghcr.io/tug-gitops/backend:" + tag}); err != nil {
 		t.Fatal(err)
 	}
-	if out, err := exec.Command(toolPath(t, tools.Ctr), "--address", filepath.Join(env.dir, "node", "containerd.sock"), "-n", "k8s.io", "images", "import", archive).CombinedOutput(); err != nil {
+	if out, err := exec.Command(toolPath(t, tools.Ctr), "--address", filepath.Join(env.layout.Node(), "containerd.sock"), "-n", "k8s.io", "images", "import", archive).CombinedOutput(); err != nil {
 		t.Fatalf("import the broken image: %v\n%s", err, out)
 	}
 	restorePromotionState(t)

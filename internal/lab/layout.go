@@ -3,6 +3,8 @@ package lab
 import (
 	"fmt"
 	"path/filepath"
+
+	"github.com/tug-gitops/tug/internal/node"
 )
 
 // Layout names every path in a lab's state folder, so nothing else joins
@@ -24,22 +26,21 @@ func LayoutOf(root, name string) (Layout, error) {
 const maxSocketPath = 107
 
 // longestSocket is the longest Unix socket path in the state folder of a
-// lab on node (NodeReal or NodeFake): the real node's kubelet serves its
-// pod-resources API under its root folder (node/kubelet/root); without it,
-// the repo-server's credential helper is the longest.
-func (l Layout) longestSocket(node string) string {
-	if node == NodeReal {
-		return l.path("node", "kubelet", "root", "pod-resources", "kubelet.sock")
+// lab on kind (NodeReal or NodeFake): a real node's kubelet's; without it,
+// the repo-server's credential helper's.
+func (l Layout) longestSocket(kind string) string {
+	if kind == NodeReal {
+		return node.LongestSocket(l.Node())
 	}
 	return l.AskPassSocket()
 }
 
 // CheckSocketPaths says whether the state folder's path leaves room for
-// the Unix sockets the programs of a lab on node make in it (containerd's,
+// the Unix sockets the programs of a lab on kind make in it (containerd's,
 // the kubelet's, the repo-server's credential helper's): a program whose
 // socket path is too long fails at start with a less helpful error.
-func (l Layout) CheckSocketPaths(node string) error {
-	longest := l.longestSocket(node)
+func (l Layout) CheckSocketPaths(kind string) error {
+	longest := l.longestSocket(kind)
 	if len(longest) > maxSocketPath {
 		return fmt.Errorf("state folder %s is too long for the lab's Unix sockets: %s would be %d characters, and Linux allows %d; use a shorter --state-dir",
 			l.Dir, longest, len(longest), maxSocketPath)
@@ -108,6 +109,10 @@ func (l Layout) ForgeTokenFile() string { return l.path("gitea", "admin-token") 
 
 // ArgoCDHome is an Argo CD component's working folder.
 func (l Layout) ArgoCDHome(component string) string { return l.path("argocd", component) }
+
+// Node is the real node's folder: its configs, containerd's state and
+// sockets, the kubelet's root folder and the ledger of its host changes.
+func (l Layout) Node() string { return l.path("node") }
 
 // AskPassSocket is where the repo-server serves git's credential helper
 // (upstream's default, /tmp/reposerver-ask-pass.sock, would be shared by

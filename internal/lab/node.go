@@ -61,7 +61,7 @@ type realNode struct {
 	images chan error
 }
 
-func (l *Lab) nodeDir() string { return filepath.Join(l.dir, "node") }
+func (l *Lab) nodeDir() string { return l.layout.Node() }
 
 // prepareRealNode makes the node's host changes and starts containerd,
 // then loads the sandbox image beside the control plane's start. The
@@ -224,7 +224,7 @@ func frontendProxy(cs kubernetes.Interface, namespace, name string) http.Handler
 // undoNode reverts a real node's host changes after its supervisor is
 // gone (stopped or killed).
 func undoNode(ctx context.Context, dir string) error {
-	return node.UndoDir(ctx, filepath.Join(dir, "node"), nil)
+	return node.UndoDir(ctx, Layout{Dir: dir}.Node(), nil)
 }
 
 // currentNode is the name of the node this start runs: the kubelet's or

@@ -537,6 +537,16 @@ func Authorize(ctx context.Context, cs kubernetes.Interface) error {
 	return nil
 }
 
+// kubeletRoot is the kubelet's --root-dir in the node folder dir.
+func kubeletRoot(dir string) string { return filepath.Join(dir, "kubelet", "root") }
+
+// LongestSocket is the longest path of a Unix socket the node's programs
+// make in the node folder dir: the kubelet's pod-resources API, which the
+// kubelet serves under its root folder and exits if it cannot.
+func LongestSocket(dir string) string {
+	return filepath.Join(kubeletRoot(dir), "pod-resources", "kubelet.sock")
+}
+
 // Procs are the kubelet, kube-proxy and CoreDNS; start them once the API
 // server serves and the images are loaded.
 func (n *Node) Procs() []Proc {
@@ -561,8 +571,8 @@ func (n *Node) Procs() []Proc {
 			Args: []string{
 				"--config=" + n.files.kubelet,
 				"--kubeconfig=" + n.files.kubeletKC,
-				"--root-dir=" + filepath.Join(d, "kubelet/root"),
-				"--cert-dir=" + filepath.Join(d, "kubelet/root/pki"),
+				"--root-dir=" + kubeletRoot(d),
+				"--cert-dir=" + filepath.Join(kubeletRoot(d), "pki"),
 				"--hostname-override=" + Name,
 				"--node-ip=" + n.Net.Gateway.String(),
 				"--node-labels=tug.dev/node=real",
