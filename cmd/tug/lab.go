@@ -251,7 +251,7 @@ func newLabDownCmd(f *labFlags) *cobra.Command {
 				return err
 			}
 			printDown(cmd.ErrOrStderr(), f.name, res)
-			_ = lab.RemoveUserContext(f.name)
+			_ = lab.RemoveUserContext(dir, f.name)
 			if deleteState {
 				if err := os.RemoveAll(dir); err != nil {
 					return err

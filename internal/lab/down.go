@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"syscall"
@@ -249,9 +250,34 @@ func ProbeStatus(ctx context.Context, dir string) (*Status, error) {
 	return st, nil
 }
 
-// RemoveUserContext removes the lab's context from the user's kubeconfig.
-func RemoveUserContext(name string) error {
-	return removeFromUserKubeconfig(UserKubeconfigPath(), ContextName(name))
+// RemoveUserContext removes the lab's context from the user's kubeconfig:
+// the file `up` added it to (recorded in the state folder dir), and the
+// file $KUBECONFIG names now if that is another.
+func RemoveUserContext(dir, name string) error {
+	paths := []string{UserKubeconfigPath()}
+	if data, err := os.ReadFile(Layout{Dir: dir}.UserKubeconfigRecord()); err == nil {
+		if recorded := strings.TrimSpace(string(data)); recorded != "" && recorded != paths[0] {
+			paths = append([]string{recorded}, paths...)
+		}
+	}
+	var errs []error
+	for _, p := range paths {
+		if !within(p, dir) { // the lab's own kubeconfigs are not the user's
+			errs = append(errs, removeFromUserKubeconfig(p, ContextName(name)))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// within says whether path is dir or inside it.
+func within(path, dir string) bool {
+	path, err1 := filepath.Abs(path)
+	dir, err2 := filepath.Abs(dir)
+	if err1 != nil || err2 != nil {
+		return false
+	}
+	rel, err := filepath.Rel(dir, path)
+	return err == nil && rel != ".." && !strings.HasPrefix(rel, ".."+string(filepath.Separator))
 }
 
 func portsAnswer(ctx context.Context, ports map[string]int) bool {

@@ -18,12 +18,14 @@ import (
 	"log/slog"
 	"net/http"
 	"os"
+	"path/filepath"
 	"sync"
 	"time"
 
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 
+	"github.com/tug-gitops/tug/internal/fsutil"
 	"github.com/tug-gitops/tug/internal/giteaserver"
 	"github.com/tug-gitops/tug/internal/node"
 	"github.com/tug-gitops/tug/internal/supervisor"
@@ -451,7 +453,21 @@ func (l *Lab) writeAdminKubeconfigs() error {
 	if !l.opts.UpdateUserKubeconfig {
 		return nil
 	}
-	return mergeIntoUserKubeconfig(UserKubeconfigPath(), l.kubeconfig(), ContextName(l.opts.Name), true)
+	user, err := filepath.Abs(UserKubeconfigPath())
+	if err != nil {
+		return err
+	}
+	if within(user, l.layout.Dir) {
+		// $KUBECONFIG already names this lab's own file (`tug lab env`).
+		return nil
+	}
+	// Recorded before the file is changed: `tug lab env` points
+	// $KUBECONFIG at the lab's own file, and a `down` run from that shell
+	// must still clean the file `up` wrote to.
+	if err := fsutil.WriteFileAtomic(l.layout.UserKubeconfigRecord(), []byte(user+"\n"), 0o600); err != nil {
+		return err
+	}
+	return mergeIntoUserKubeconfig(user, l.kubeconfig(), ContextName(l.opts.Name), true)
 }
 
 // Stop stops every component at once (each after its clients), the

@@ -479,6 +479,50 @@ func TestRemovingTheLabsContextRemovesTheFileItCreated(t *testing.T) {
 	}
 }
 
+// `tug lab env` points $KUBECONFIG at the lab's own admin kubeconfig; a
+// `down` run from that shell still removes the context from the file `up`
+// added it to, and leaves the file $KUBECONFIG names alone.
+func TestDownCleansTheKubeconfigUpWroteWhateverKUBECONFIGSays(t *testing.T) {
+	dir := t.TempDir()
+	l := &Lab{opts: Options{Name: "default", UpdateUserKubeconfig: true}, layout: Layout{Dir: filepath.Join(dir, "state")}}
+	if err := os.MkdirAll(filepath.Dir(l.kubeconfig()), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := writeKubeconfig(l.kubeconfig(), "https://127.0.0.1:6443", fakeFile(t, dir, "ca.crt"), "", "", "token", "default", ContextName("default")); err != nil {
+		t.Fatal(err)
+	}
+	user := filepath.Join(dir, "home", ".kube", "config")
+	t.Setenv("KUBECONFIG", user)
+	if err := l.writeAdminKubeconfigs(); err != nil {
+		t.Fatal(err)
+	}
+	if data, err := os.ReadFile(user); err != nil || !strings.Contains(string(data), "tug-lab") {
+		t.Fatalf("up did not add the lab's context to %s: %v\n%s", user, err, data)
+	}
+	t.Setenv("KUBECONFIG", l.kubeconfig())
+	before, err := os.ReadFile(l.kubeconfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := RemoveUserContext(l.layout.Dir, "default"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(user); !os.IsNotExist(err) {
+		data, _ := os.ReadFile(user)
+		t.Fatalf("%s still there after down (%v):\n%s", user, err, data)
+	}
+	if after, err := os.ReadFile(l.kubeconfig()); err != nil || string(after) != string(before) {
+		t.Fatalf("down changed the lab's own kubeconfig, which $KUBECONFIG named (%v):\n%s", err, after)
+	}
+	// An `up` from that shell leaves the lab's own file as it is.
+	if err := l.writeAdminKubeconfigs(); err != nil {
+		t.Fatal(err)
+	}
+	if after, err := os.ReadFile(l.kubeconfig()); err != nil || string(after) != string(before) {
+		t.Fatalf("up merged into the lab's own kubeconfig, which $KUBECONFIG named (%v):\n%s", err, after)
+	}
+}
+
 // Two labs merging into one kubeconfig at once both end up in it: the
 // read-modify-write is locked.
 func TestConcurrentKubeconfigMergesKeepBoth(t *testing.T) {

@@ -94,6 +94,10 @@ func (l Layout) Kubeconfig(identity string) string {
 // AdminKubeconfig is the lab administrator's kubeconfig.
 func (l Layout) AdminKubeconfig() string { return l.Kubeconfig("admin") }
 
+// UserKubeconfigRecord names the user's kubeconfig file that `up` added
+// the lab's context to, so `down` finds it whatever $KUBECONFIG says then.
+func (l Layout) UserKubeconfigRecord() string { return l.path("kubeconfig", "user-kubeconfig") }
+
 // Kine holds the cluster's database.
 func (l Layout) Kine() string { return l.path("kine") }
 
