@@ -160,6 +160,9 @@ func (l *Lab) argoProcess(ctx context.Context, name string, early *argoEarly) (c
 		// lab has none, and the product's project does not require signatures.
 		"ARGOCD_GPG_ENABLED=false",
 		"TMPDIR="+filepath.Join(home, "tmp"),
+		// Upstream's controller keeps kubectl's discovery and HTTP cache in
+		// /tmp/kubecache, its pod's own /tmp; on a host that is everyone's.
+		"KUBECACHEDIR="+filepath.Join(home, "kubecache"),
 		"ARGOCD_ASK_PASS_SOCK="+l.layout.AskPassSocket(),
 		"PATH="+filepath.Dir(helmBin)+string(os.PathListSeparator)+os.Getenv("PATH"),
 	)
