@@ -252,17 +252,16 @@ func ProbeStatus(ctx context.Context, dir string) (*Status, error) {
 
 // RemoveUserContext removes the lab's context from the user's kubeconfig:
 // the file `up` added it to (recorded in the state folder dir), and the
-// file $KUBECONFIG names now if that is another.
+// file $KUBECONFIG names now. When both are one file, the second removal
+// finds nothing to remove and writes nothing.
 func RemoveUserContext(dir, name string) error {
 	paths := []string{UserKubeconfigPath()}
 	if data, err := os.ReadFile(Layout{Dir: dir}.UserKubeconfigRecord()); err == nil {
-		if recorded := strings.TrimSpace(string(data)); recorded != "" && recorded != paths[0] {
-			paths = append([]string{recorded}, paths...)
-		}
+		paths = append(paths, strings.TrimSpace(string(data)))
 	}
 	var errs []error
 	for _, p := range paths {
-		if !within(p, dir) { // the lab's own kubeconfigs are not the user's
+		if p != "" && !within(p, dir) { // the lab's own kubeconfigs are not the user's
 			errs = append(errs, removeFromUserKubeconfig(p, ContextName(name)))
 		}
 	}
