@@ -29,9 +29,9 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz FuzzLoad -fuzztime $(FUZZTIME) ./internal/repo
 
 # tug builds for macOS (all of it; the lab is Linux only, see README) and
-# type-checks for Windows (everything but the lab). Not part of 'test': the
-# macOS build took ~4 min here, but the cold Windows vet compiles Argo CD's
-# and Kubernetes' libraries for Windows (unfinished after 50 min under load).
+# type-checks for Windows (everything but the lab). .ci/run runs it before
+# 'test': from warm Go caches it takes 16 s here; into an empty cache the
+# macOS build alone took 489 s on a quiet 2-core machine.
 cross:
 	GOOS=darwin $(GO) build ./...
 	GOOS=windows $(GO) vet ./cmd/tug
