@@ -75,19 +75,29 @@ func (s *Server) CreateRepo(ctx context.Context, owner, name string) (*gitea.Rep
 		}
 		return r, nil
 	}
-	if _, resp, err := c.GetOrg(owner); err != nil {
-		if resp == nil || resp.StatusCode != http.StatusNotFound {
-			return nil, fmt.Errorf("giteaserver: get org %s: %w", owner, err)
-		}
-		if _, _, err := c.CreateOrg(gitea.CreateOrgOption{Name: owner, Visibility: gitea.VisibleTypePublic}); err != nil {
-			return nil, fmt.Errorf("giteaserver: create org %s: %w", owner, err)
-		}
+	if err := ensureOrg(c, owner); err != nil {
+		return nil, err
 	}
 	r, _, err := c.CreateOrgRepo(owner, opt)
 	if err != nil {
 		return nil, fmt.Errorf("giteaserver: create repo %s/%s: %w", owner, name, err)
 	}
 	return r, nil
+}
+
+// ensureOrg creates the public organization owner when missing.
+func ensureOrg(c *gitea.Client, owner string) error {
+	_, resp, err := c.GetOrg(owner)
+	if err == nil {
+		return nil
+	}
+	if resp == nil || resp.StatusCode != http.StatusNotFound {
+		return fmt.Errorf("giteaserver: get org %s: %w", owner, err)
+	}
+	if _, _, err := c.CreateOrg(gitea.CreateOrgOption{Name: owner, Visibility: gitea.VisibleTypePublic}); err != nil {
+		return fmt.Errorf("giteaserver: create org %s: %w", owner, err)
+	}
+	return nil
 }
 
 // CreateUser creates a non-admin user (e.g. a reviewer) and returns an

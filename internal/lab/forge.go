@@ -22,24 +22,51 @@ const (
 	ForgeRepo  = "tug"
 )
 
-// startForge starts Gitea and, the first time, pushes a snapshot of the
-// repository's HEAD with its repository URL retargeted at the forge.
+// startForge starts Gitea with the lab's copy of the repository. The
+// first time, while Gitea starts, it writes a snapshot of the repository's
+// HEAD, its repository URL retargeted at the forge, straight into Gitea's
+// repository folder (seedForge), then has Gitea adopt it: a push would run
+// three Gitea hooks, each a new gitea process, about 1.5 s on two busy
+// cores.
 func (l *Lab) startForge(ctx context.Context, bin string, port int) error {
+	seeded := make(chan error, 1)
+	go func() { seeded <- l.seedForge(ctx) }()
 	srv, err := giteaserver.Start(ctx, giteaserver.Options{
 		Binary: bin, StateDir: l.layout.Gitea(), Port: port, Logger: l.opts.Log,
 		Run: func(c giteaserver.Command) (giteaserver.Process, error) {
 			return l.superviseForge(c, port)
 		},
 	})
+	if seedErr := <-seeded; err == nil {
+		err = seedErr
+	}
 	if err != nil {
 		return err
 	}
 	l.mu.Lock()
 	l.forge = srv
 	l.mu.Unlock()
-	repo, err := srv.CreateRepo(ctx, ForgeOwner, ForgeRepo)
+	return l.openForgeRepo(ctx)
+}
+
+// openForgeRepo makes sure Gitea serves the repository: adopted from the
+// seed on a first start, kept as it is afterwards.
+func (l *Lab) openForgeRepo(ctx context.Context) error {
+	c, err := l.forge.Client(ctx)
 	if err != nil {
 		return err
+	}
+	repo, resp, err := c.GetRepo(ForgeOwner, ForgeRepo)
+	if resp != nil && resp.StatusCode == http.StatusNotFound {
+		began := time.Now()
+		if _, err := l.forge.AdoptRepo(ctx, ForgeOwner, ForgeRepo); err != nil {
+			return err
+		}
+		l.opts.Log.Info("forge adopted the repository snapshot", "repo", l.forgeRepoURL(), "took", time.Since(began).Round(time.Millisecond))
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("forge: read repository %s/%s: %w", ForgeOwner, ForgeRepo, err)
 	}
 	// Gitea updates a repository's "empty" flag in a queue after a push, so
 	// ask for the branch itself.
@@ -49,7 +76,21 @@ func (l *Lab) startForge(ctx context.Context, bin string, port int) error {
 		l.opts.Log.Info("forge repository exists; keeping its history", "repo", l.forgeRepoURL())
 		return nil
 	}
+	// Created but never pushed to, by an earlier tug that pushed its
+	// snapshot over HTTP.
 	return l.pushSnapshot(ctx)
+}
+
+// seedForge writes the snapshot into Gitea's repository folder unless the
+// folder is there already (this lab's repository since an earlier start).
+func (l *Lab) seedForge(ctx context.Context) error {
+	dir := giteaserver.RepoPath(l.layout.Gitea(), ForgeOwner, ForgeRepo)
+	if _, err := os.Stat(dir); err == nil {
+		return nil
+	}
+	return l.withSnapshot(ctx, func(snap *snapshot) error {
+		return giteaserver.SeedRepo(ctx, l.layout.Gitea(), snap.gitDir, snap.commit, ForgeOwner, ForgeRepo, "main")
+	})
 }
 
 // superviseForge runs `gitea web` under the lab's supervisor, like every
@@ -89,10 +130,10 @@ func (l *Lab) forgeRepoURL() string {
 	return giteaserver.RepoURLAt(giteaserver.URLForPort(port), ForgeOwner, ForgeRepo)
 }
 
-// pushSnapshot exports the committed HEAD of the repository (what a clone
-// would see: uncommitted changes stay out), points every Argo CD object
-// and tug.yaml at the forge, and pushes it as the forge's main branch.
-func (l *Lab) pushSnapshot(ctx context.Context) error {
+// withSnapshot exports the committed HEAD of the repository (what a clone
+// would see: uncommitted changes stay out), points every Argo CD object and
+// tug.yaml at the forge, and hands the commit to use.
+func (l *Lab) withSnapshot(ctx context.Context, use func(*snapshot) error) error {
 	cfg, err := config.Load(l.opts.RepoRoot)
 	if err != nil {
 		return err
@@ -111,19 +152,25 @@ func (l *Lab) pushSnapshot(ctx context.Context) error {
 		return err
 	}
 	l.opts.Log.Debug("snapshot made", "commit", snap.commit, "retargeted", snap.retargeted, "took", time.Since(began))
-	// A Gitea that has just created the repository can answer the first
-	// push with a 500 on a busy machine: retry a few times, never forcing.
-	err = poll(ctx, 30*time.Second, func() error {
-		err := l.forge.PushCommit(ctx, snap.gitDir, snap.commit, ForgeOwner, ForgeRepo, "main")
-		if err != nil && !strings.Contains(err.Error(), "HTTP 5") {
-			return permanentError{err}
-		}
-		return err
-	})
-	if err != nil {
+	if err := use(snap); err != nil {
 		return err
 	}
-	head := snap.head[:12]
-	l.opts.Log.Info("pushed repository snapshot to the forge", "repo", l.forgeRepoURL(), "from", head, "took", time.Since(began).Round(time.Millisecond))
+	l.opts.Log.Info("repository snapshot written for the forge", "repo", l.forgeRepoURL(), "from", snap.head[:12], "took", time.Since(began).Round(time.Millisecond))
 	return nil
+}
+
+// pushSnapshot pushes the snapshot as the forge's main branch.
+func (l *Lab) pushSnapshot(ctx context.Context) error {
+	return l.withSnapshot(ctx, func(snap *snapshot) error {
+		// A Gitea that has just created the repository can answer the
+		// first push with a 500 on a busy machine: retry a few times,
+		// never forcing.
+		return poll(ctx, 30*time.Second, func() error {
+			err := l.forge.PushCommit(ctx, snap.gitDir, snap.commit, ForgeOwner, ForgeRepo, "main")
+			if err != nil && !strings.Contains(err.Error(), "HTTP 5") {
+				return permanentError{err}
+			}
+			return err
+		})
+	})
 }

@@ -1,0 +1,116 @@
+package giteaserver
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"code.gitea.io/sdk/gitea"
+)
+
+// RepoPath is where a Gitea whose state is in stateDir keeps the git
+// repository of owner/name.
+func RepoPath(stateDir, owner, name string) string {
+	return filepath.Join(stateDir, "repositories", strings.ToLower(owner), strings.ToLower(name)+".git")
+}
+
+// SeedRepo writes commit, from the git repository at gitDir, as branch of a
+// new repository at RepoPath(stateDir, owner, name), which must not exist.
+// It needs no running Gitea, so it can run while Gitea starts, and git
+// pushes locally, so none of Gitea's hooks run: each would be a new gitea
+// process, three per push. The repository is built beside its place and
+// renamed into it, so it is there whole or not at all; AdoptRepo then
+// makes it Gitea's.
+func SeedRepo(ctx context.Context, stateDir, gitDir, commit, owner, name, branch string) error {
+	dst := RepoPath(stateDir, owner, name)
+	if _, err := os.Stat(dst); err == nil {
+		return fmt.Errorf("giteaserver: seed %s/%s: %s already exists", owner, name, dst)
+	} else if !errors.Is(err, fs.ErrNotExist) {
+		return err
+	}
+	if err := os.MkdirAll(filepath.Dir(dst), 0o700); err != nil {
+		return err
+	}
+	tmp, err := os.MkdirTemp(stateDir, "seed-*")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(tmp)
+	steps := [][]string{
+		{"init", "--quiet", "--bare", "--initial-branch", branch, tmp},
+		{"--git-dir", gitDir, "push", "--quiet", tmp, commit + ":refs/heads/" + branch},
+	}
+	for _, args := range steps {
+		if err := seedGit(ctx, args...); err != nil {
+			return fmt.Errorf("giteaserver: seed %s/%s: %w", owner, name, err)
+		}
+	}
+	return os.Rename(tmp, dst)
+}
+
+// seedGit runs git without the user's or the system's configuration.
+func seedGit(ctx context.Context, args ...string) error {
+	cmd := exec.CommandContext(ctx, "git", args...)
+	cmd.Env = append(os.Environ(), "GIT_CONFIG_GLOBAL=/dev/null", "GIT_CONFIG_NOSYSTEM=1", "GIT_TERMINAL_PROMPT=0")
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	if err := cmd.Run(); err != nil {
+		return fmt.Errorf("git %s: %v: %s", args[0], err, strings.TrimSpace(stderr.String()))
+	}
+	return nil
+}
+
+// AdoptRepo makes the repository SeedRepo wrote Gitea's, as the public
+// repository owner/name; an organization owner is created when missing.
+// Gitea reads its branches from disk as it adopts it, and installs its
+// hooks for the pushes that follow.
+func (s *Server) AdoptRepo(ctx context.Context, owner, name string) (*gitea.Repository, error) {
+	c, err := s.Client(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if owner != s.opts.AdminUser {
+		if err := ensureOrg(c, owner); err != nil {
+			return nil, err
+		}
+	}
+	if err := s.adopt(ctx, owner, name); err != nil {
+		return nil, err
+	}
+	// Gitea adopts a repository as private.
+	public := false
+	r, _, err := c.EditRepo(owner, name, gitea.EditRepoOption{Private: &public})
+	if err != nil {
+		return nil, fmt.Errorf("giteaserver: make %s/%s public: %w", owner, name, err)
+	}
+	return r, nil
+}
+
+// adopt asks Gitea's admin API to adopt owner/name (the SDK has no call for it).
+func (s *Server) adopt(ctx context.Context, owner, name string) error {
+	url := fmt.Sprintf("%s/api/v1/admin/unadopted/%s/%s", s.url, owner, name)
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, nil)
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Authorization", "token "+s.token)
+	resp, err := (&http.Client{Timeout: 30 * time.Second}).Do(req)
+	if err != nil {
+		return fmt.Errorf("giteaserver: adopt %s/%s: %w", owner, name, err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusNoContent {
+		body, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
+		return fmt.Errorf("giteaserver: adopt %s/%s: %s: %s", owner, name, resp.Status, strings.TrimSpace(string(body)))
+	}
+	return nil
+}
