@@ -3,6 +3,7 @@ package lab
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"net"
 	"net/http"
 	"net/http/httputil"
@@ -179,7 +180,7 @@ func (l *Lab) serveFrontends(ctx context.Context) error {
 		if err != nil {
 			return fmt.Errorf("frontend of %s: %w", s.Namespace, err)
 		}
-		srv := &http.Server{Handler: frontendProxy(cs, s.Namespace, s.Name), ReadHeaderTimeout: 10 * time.Second}
+		srv := &http.Server{Handler: frontendProxy(cs, s.Namespace, s.Name, l.opts.Log), ReadHeaderTimeout: 10 * time.Second}
 		go func() { _ = srv.Serve(ln) }()
 		l.closers = append(l.closers, func(context.Context) { srv.Close() })
 		l.mu.Lock()
@@ -208,8 +209,12 @@ func waitServing(ctx context.Context, urls []string, timeout time.Duration) erro
 
 // frontendProxy forwards to the Service's address as it is at each
 // request: Argo CD recreates a Service whose Application was deleted and
-// synced again, and the new one has another ClusterIP.
-func frontendProxy(cs kubernetes.Interface, namespace, name string) http.Handler {
+// synced again, and the new one has another ClusterIP. A refused
+// connection (a pod not yet serving, which waitServing asks about every
+// few milliseconds while the lab starts) is the browser's 502 and the
+// lab's debug line, not a line on the terminal of 'tug lab up'.
+func frontendProxy(cs kubernetes.Interface, namespace, name string, log *slog.Logger) http.Handler {
+	errorLog := slog.NewLogLogger(log.Handler(), slog.LevelDebug)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		s, err := cs.CoreV1().Services(namespace).Get(r.Context(), name, metav1.GetOptions{})
 		if err != nil || s.Spec.ClusterIP == "" || s.Spec.ClusterIP == "None" || len(s.Spec.Ports) == 0 {
@@ -217,7 +222,9 @@ func frontendProxy(cs kubernetes.Interface, namespace, name string) http.Handler
 			return
 		}
 		target := &url.URL{Scheme: "http", Host: net.JoinHostPort(s.Spec.ClusterIP, strconv.Itoa(int(s.Spec.Ports[0].Port)))}
-		httputil.NewSingleHostReverseProxy(target).ServeHTTP(w, r)
+		p := httputil.NewSingleHostReverseProxy(target)
+		p.ErrorLog = errorLog
+		p.ServeHTTP(w, r)
 	})
 }
 
