@@ -180,7 +180,7 @@ func (l *Lab) serveFrontends(ctx context.Context) error {
 		if err != nil {
 			return fmt.Errorf("frontend of %s: %w", s.Namespace, err)
 		}
-		srv := &http.Server{Handler: frontendProxy(cs, s.Namespace, s.Name, l.opts.Log), ReadHeaderTimeout: 10 * time.Second}
+		srv := &http.Server{Handler: frontendProxy(serviceAddress(cs, s.Namespace, s.Name), l.opts.Log), ReadHeaderTimeout: 10 * time.Second}
 		go func() { _ = srv.Serve(ln) }()
 		l.closers = append(l.closers, func(context.Context) { srv.Close() })
 		l.mu.Lock()
@@ -209,23 +209,47 @@ func waitServing(ctx context.Context, urls []string, timeout time.Duration) erro
 
 // frontendProxy forwards to the Service's address as it is at each
 // request: Argo CD recreates a Service whose Application was deleted and
-// synced again, and the new one has another ClusterIP. A refused
-// connection (a pod not yet serving, which waitServing asks about every
-// few milliseconds while the lab starts) is the browser's 502 and the
-// lab's debug line, not a line on the terminal of 'tug lab up'.
-func frontendProxy(cs kubernetes.Interface, namespace, name string, log *slog.Logger) http.Handler {
+// synced again, and the new one has another ClusterIP. Each request opens
+// its own connection, so kube-proxy picks an endpoint for it from the
+// rules as they are then: on a restart the pods come back with addresses
+// handed out afresh, and until their Service's endpoints follow, an old
+// frontend address can belong to a backend pod; a kept-alive connection
+// made then stayed with that pod, and the shop answered the backend's 404
+// for as long as it was in use. A refused connection (a pod not yet
+// serving, which waitServing asks about every few milliseconds while the
+// lab starts) is the browser's 502 and the lab's debug line, not a line on
+// the terminal of 'tug lab up'. No proxy from the environment: the
+// Service's address is on this host's pod network.
+func frontendProxy(address func(context.Context) (string, error), log *slog.Logger) http.Handler {
 	errorLog := slog.NewLogLogger(log.Handler(), slog.LevelDebug)
+	transport := &http.Transport{
+		DisableKeepAlives:     true,
+		DialContext:           (&net.Dialer{Timeout: 5 * time.Second}).DialContext,
+		ResponseHeaderTimeout: 30 * time.Second,
+	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		s, err := cs.CoreV1().Services(namespace).Get(r.Context(), name, metav1.GetOptions{})
-		if err != nil || s.Spec.ClusterIP == "" || s.Spec.ClusterIP == "None" || len(s.Spec.Ports) == 0 {
-			http.Error(w, fmt.Sprintf("the frontend Service %s/%s has no address now (%v): is its Application synced?", namespace, name, err), http.StatusBadGateway)
+		hostPort, err := address(r.Context())
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusBadGateway)
 			return
 		}
-		target := &url.URL{Scheme: "http", Host: net.JoinHostPort(s.Spec.ClusterIP, strconv.Itoa(int(s.Spec.Ports[0].Port)))}
-		p := httputil.NewSingleHostReverseProxy(target)
+		p := httputil.NewSingleHostReverseProxy(&url.URL{Scheme: "http", Host: hostPort})
+		p.Transport = transport
 		p.ErrorLog = errorLog
 		p.ServeHTTP(w, r)
 	})
+}
+
+// serviceAddress is the ClusterIP and first port of a Service, read at
+// each call.
+func serviceAddress(cs kubernetes.Interface, namespace, name string) func(context.Context) (string, error) {
+	return func(ctx context.Context) (string, error) {
+		s, err := cs.CoreV1().Services(namespace).Get(ctx, name, metav1.GetOptions{})
+		if err != nil || s.Spec.ClusterIP == "" || s.Spec.ClusterIP == "None" || len(s.Spec.Ports) == 0 {
+			return "", fmt.Errorf("the frontend Service %s/%s has no address now (%v): is its Application synced?", namespace, name, err)
+		}
+		return net.JoinHostPort(s.Spec.ClusterIP, strconv.Itoa(int(s.Spec.Ports[0].Port))), nil
+	}
 }
 
 // undoNode reverts a real node's host changes after its supervisor is

@@ -1,10 +1,20 @@
 package lab
 
 import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/httptest"
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/tug-gitops/tug/internal/node"
 	"github.com/tug-gitops/tug/internal/tools"
@@ -66,4 +76,67 @@ func TestChooseNode(t *testing.T) {
 	if _, _, err := ChooseNode("virtual"); err == nil {
 		t.Error("an unknown kind is accepted")
 	}
+}
+
+// The shop's proxy opens a connection per request: one kept alive would
+// stay with whichever pod kube-proxy picked when it was made, after the
+// Service's endpoints have moved on.
+func TestFrontendProxyConnectsAfreshForEachRequest(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	counted := &countingListener{Listener: ln}
+	upstream := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprint(w, "shop")
+	}), ReadHeaderTimeout: 5 * time.Second}
+	go func() { _ = upstream.Serve(counted) }()
+	t.Cleanup(func() { upstream.Close() })
+
+	address := func(context.Context) (string, error) { return ln.Addr().String(), nil }
+	proxy := httptest.NewServer(frontendProxy(address, slog.New(slog.DiscardHandler)))
+	t.Cleanup(proxy.Close)
+	const requests = 3
+	for i := 0; i < requests; i++ {
+		resp, err := proxy.Client().Get(proxy.URL + "/")
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK || string(body) != "shop" {
+			t.Fatalf("request %d: %s %q", i, resp.Status, body)
+		}
+	}
+	if got := counted.accepted.Load(); got != requests {
+		t.Fatalf("the upstream accepted %d connections for %d requests, want one each", got, requests)
+	}
+
+	// No address: a 502 that says why, and no request upstream.
+	none := httptest.NewServer(frontendProxy(func(context.Context) (string, error) {
+		return "", errors.New("the frontend Service shop-dev/frontend has no address now")
+	}, slog.New(slog.DiscardHandler)))
+	t.Cleanup(none.Close)
+	resp, err := none.Client().Get(none.URL + "/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusBadGateway || !strings.Contains(string(body), "has no address now") {
+		t.Fatalf("without an address: %s %q, want 502 saying why", resp.Status, body)
+	}
+}
+
+type countingListener struct {
+	net.Listener
+	accepted atomic.Int32
+}
+
+func (l *countingListener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err == nil {
+		l.accepted.Add(1)
+	}
+	return c, err
 }
