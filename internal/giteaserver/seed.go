@@ -3,10 +3,8 @@ package giteaserver
 import (
 	"bytes"
 	"context"
-	"errors"
 	"fmt"
 	"io"
-	"io/fs"
 	"net/http"
 	"os"
 	"os/exec"
@@ -23,18 +21,28 @@ func RepoPath(stateDir, owner, name string) string {
 	return filepath.Join(stateDir, "repositories", strings.ToLower(owner), strings.ToLower(name)+".git")
 }
 
+// HasRepo says whether Gitea keeps a repository for owner/name: its folder
+// is there with Gitea's hooks in it, which Gitea installs when it creates
+// or adopts a repository. A folder SeedRepo wrote has none until then.
+func HasRepo(stateDir, owner, name string) bool {
+	_, err := os.Stat(filepath.Join(RepoPath(stateDir, owner, name), "hooks", "post-receive.d", "gitea"))
+	return err == nil
+}
+
 // SeedRepo writes commit, from the git repository at gitDir, as branch of a
-// new repository at RepoPath(stateDir, owner, name), which must not exist.
-// It needs no running Gitea, so it can run while Gitea starts, and git
-// pushes locally, so none of Gitea's hooks run: each would be a new gitea
-// process, three per push. The repository is built beside its place and
-// renamed into it, so it is there whole or not at all; AdoptRepo then
-// makes it Gitea's.
+// new repository at RepoPath(stateDir, owner, name). That must not be
+// Gitea's already (HasRepo); an earlier seed Gitea never adopted (a start
+// stopped in between) is replaced. It needs no running Gitea, so it can
+// run while Gitea starts, and git pushes locally, so none of Gitea's hooks
+// run: each would be a new gitea process, three per push. The repository
+// is built beside its place and renamed into it, so it is there whole or
+// not at all; AdoptRepo then makes it Gitea's.
 func SeedRepo(ctx context.Context, stateDir, gitDir, commit, owner, name, branch string) error {
 	dst := RepoPath(stateDir, owner, name)
-	if _, err := os.Stat(dst); err == nil {
-		return fmt.Errorf("giteaserver: seed %s/%s: %s already exists", owner, name, dst)
-	} else if !errors.Is(err, fs.ErrNotExist) {
+	if HasRepo(stateDir, owner, name) {
+		return fmt.Errorf("giteaserver: seed %s/%s: Gitea already has a repository at %s", owner, name, dst)
+	}
+	if err := os.RemoveAll(dst); err != nil {
 		return err
 	}
 	if err := os.MkdirAll(filepath.Dir(dst), 0o700); err != nil {

@@ -12,7 +12,8 @@ import (
 	"code.gitea.io/sdk/gitea"
 )
 
-// TestSeedThenAdopt writes a repository before Gitea starts, has Gitea adopt
+// TestSeedThenAdopt writes a repository before Gitea starts (twice: the
+// second replaces the first, which Gitea never adopted), has Gitea adopt
 // it, and pushes to it over HTTP: Gitea's database learns of a new branch
 // only from its hooks, so the adopted repository must have them.
 func TestSeedThenAdopt(t *testing.T) {
@@ -36,14 +37,20 @@ func TestSeedThenAdopt(t *testing.T) {
 	first := git("rev-parse", "HEAD")
 	git("commit", "-q", "--allow-empty", "-m", "second")
 	second := git("rev-parse", "HEAD")
+	git("commit", "-q", "--allow-empty", "-m", "third")
+	third := git("rev-parse", "HEAD")
 	gitDir := filepath.Join(src, ".git")
 
 	state := t.TempDir()
 	if err := SeedRepo(ctx, state, gitDir, first, "tug-gitops", "tug", "main"); err != nil {
 		t.Fatal(err)
 	}
-	if err := SeedRepo(ctx, state, gitDir, first, "tug-gitops", "tug", "main"); err == nil || !strings.Contains(err.Error(), "already exists") {
-		t.Fatalf("seeding twice: err = %v, want 'already exists'", err)
+	// A seed Gitea never adopted (a start stopped in between) is replaced.
+	if HasRepo(state, "tug-gitops", "tug") {
+		t.Fatal("HasRepo says Gitea has a repository it never saw")
+	}
+	if err := SeedRepo(ctx, state, gitDir, second, "tug-gitops", "tug", "main"); err != nil {
+		t.Fatalf("seeding over an unadopted seed: %v", err)
 	}
 	if left, _ := filepath.Glob(filepath.Join(state, "seed-*")); len(left) > 0 {
 		t.Fatalf("seeding left %v behind", left)
@@ -79,17 +86,24 @@ func TestSeedThenAdopt(t *testing.T) {
 		}
 		return m
 	}
-	if got := branches(); len(got) != 1 || got["main"] != first {
-		t.Fatalf("branches after adoption %v, want main at %s", got, first)
+	if got := branches(); len(got) != 1 || got["main"] != second {
+		t.Fatalf("branches after adoption %v, want main at %s", got, second)
+	}
+	// Gitea's now: never written over.
+	if !HasRepo(state, "tug-gitops", "tug") {
+		t.Fatal("HasRepo says Gitea has no repository after adopting it")
+	}
+	if err := SeedRepo(ctx, state, gitDir, third, "tug-gitops", "tug", "main"); err == nil || !strings.Contains(err.Error(), "already has a repository") {
+		t.Fatalf("seeding over an adopted repository: err = %v, want 'already has a repository'", err)
 	}
 
-	if err := s.PushCommit(ctx, gitDir, second, "tug-gitops", "tug", "feature"); err != nil {
+	if err := s.PushCommit(ctx, gitDir, third, "tug-gitops", "tug", "feature"); err != nil {
 		t.Fatal(err)
 	}
 	deadline := time.Now().Add(30 * time.Second)
-	for got := branches(); got["feature"] != second; got = branches() {
+	for got := branches(); got["feature"] != third; got = branches() {
 		if time.Now().After(deadline) {
-			t.Fatalf("Gitea lists branches %v 30 s after a push of %s to feature: its hooks did not run", got, second)
+			t.Fatalf("Gitea lists branches %v 30 s after a push of %s to feature: its hooks did not run", got, third)
 		}
 		time.Sleep(100 * time.Millisecond)
 	}

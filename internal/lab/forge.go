@@ -81,11 +81,12 @@ func (l *Lab) openForgeRepo(ctx context.Context) error {
 	return l.pushSnapshot(ctx)
 }
 
-// seedForge writes the snapshot into Gitea's repository folder unless the
-// folder is there already (this lab's repository since an earlier start).
+// seedForge writes the snapshot into Gitea's repository folder unless
+// Gitea has the repository already (since an earlier start). A seed an
+// earlier start wrote but stopped before Gitea adopted it is written again
+// from the HEAD of now.
 func (l *Lab) seedForge(ctx context.Context) error {
-	dir := giteaserver.RepoPath(l.layout.Gitea(), ForgeOwner, ForgeRepo)
-	if _, err := os.Stat(dir); err == nil {
+	if giteaserver.HasRepo(l.layout.Gitea(), ForgeOwner, ForgeRepo) {
 		return nil
 	}
 	return l.withSnapshot(ctx, func(snap *snapshot) error {
