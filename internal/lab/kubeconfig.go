@@ -3,6 +3,7 @@ package lab
 import (
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"time"
@@ -82,16 +83,26 @@ func mergeIntoUserKubeconfig(userPath, labKubeconfig, contextName string, makeCu
 
 // removeFromUserKubeconfig deletes the lab's entries; it leaves the file
 // alone when they are not there. A file left with nothing in it (the one
-// the lab's `up` created where there was none) is removed, so the host is
-// as it was; a symlink's target is kept.
+// the lab's `up` created where there was none) is removed, and so is its
+// folder once that is empty (~/.kube, which `up` made on a host without
+// one), so the host is as it was; a symlink's target is kept.
 func removeFromUserKubeconfig(userPath, contextName string) error {
 	fi, err := os.Lstat(userPath)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil // nothing to remove, and no folder to make for a lock
+	}
 	linked := err == nil && fi.Mode()&os.ModeSymlink != 0
 	userPath, unlock, err := lockKubeconfig(userPath)
 	if err != nil {
 		return err
 	}
-	defer unlock()
+	removed := false
+	defer func() {
+		unlock() // the lock file is in the folder
+		if removed {
+			_ = os.Remove(filepath.Dir(userPath)) // refused while anything is in it
+		}
+	}()
 	if !fileExists(userPath) {
 		return nil
 	}
@@ -109,7 +120,11 @@ func removeFromUserKubeconfig(userPath, contextName string) error {
 		user.CurrentContext = ""
 	}
 	if emptyKubeconfig(user) && !linked { // a link's target is the user's, not the lab's
-		return os.Remove(userPath)
+		if err := os.Remove(userPath); err != nil {
+			return err
+		}
+		removed = true
+		return nil
 	}
 	data, err := clientcmd.Write(*user)
 	if err != nil {

@@ -450,7 +450,8 @@ func TestKubeconfigMergeWritesThroughASymlink(t *testing.T) {
 }
 
 // A kubeconfig that the lab's `up` created is gone after its context is
-// removed; one that holds anything else stays.
+// removed, with the folder it made for it; one that holds anything else
+// stays, and so does a folder that holds anything else.
 func TestRemovingTheLabsContextRemovesTheFileItCreated(t *testing.T) {
 	dir := t.TempDir()
 	labKube := filepath.Join(dir, "lab.yaml")
@@ -476,6 +477,36 @@ func TestRemovingTheLabsContextRemovesTheFileItCreated(t *testing.T) {
 	if _, err := os.Stat(user); !os.IsNotExist(err) {
 		data, _ := os.ReadFile(user)
 		t.Fatalf("%s is still there with nothing in it (%v):\n%s", user, err, data)
+	}
+	// Its folder, which merging made, went with it; the home stays.
+	if _, err := os.Stat(filepath.Dir(user)); !os.IsNotExist(err) {
+		t.Fatalf("%s is still there, empty (%v)", filepath.Dir(user), err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "home")); err != nil {
+		t.Fatalf("the home folder went too: %v", err)
+	}
+	// `down` cleans the file `up` recorded and the one $KUBECONFIG names,
+	// often the same: the second removal makes nothing again.
+	if err := removeFromUserKubeconfig(user, "tug-lab-other"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Dir(user)); !os.IsNotExist(err) {
+		t.Fatalf("a second removal made %s again (%v)", filepath.Dir(user), err)
+	}
+
+	// A folder that holds anything else (kubectl's cache) stays.
+	cache := filepath.Join(dir, "home", ".kube", "cache")
+	if err := os.MkdirAll(cache, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := mergeIntoUserKubeconfig(user, labKube, "tug-lab", true); err != nil {
+		t.Fatal(err)
+	}
+	if err := removeFromUserKubeconfig(user, "tug-lab"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(cache); err != nil {
+		t.Fatalf("kubectl's cache beside the kubeconfig: %v", err)
 	}
 }
 
