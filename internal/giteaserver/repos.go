@@ -162,18 +162,25 @@ func (s *Server) Push(ctx context.Context, dir, owner, name string, refspecs ...
 // token travels in a header set through the environment (GIT_CONFIG_*),
 // never on a command line or in a URL.
 func (s *Server) PushCommit(ctx context.Context, gitDir, commit, owner, name, branch string) error {
-	cmd := exec.CommandContext(ctx, "git", "--git-dir", gitDir, "push", "--quiet",
-		s.RepoURL(owner, name), commit+":refs/heads/"+branch)
 	basic := base64.StdEncoding.EncodeToString([]byte(s.opts.AdminUser + ":" + s.token))
-	cmd.Env = append(os.Environ(),
-		"GIT_CONFIG_GLOBAL=/dev/null", "GIT_CONFIG_NOSYSTEM=1", "GIT_TERMINAL_PROMPT=0",
-		"GIT_CONFIG_COUNT=1", "GIT_CONFIG_KEY_0=http.extraHeader", "GIT_CONFIG_VALUE_0=Authorization: Basic "+basic)
+	auth := []string{"GIT_CONFIG_COUNT=1", "GIT_CONFIG_KEY_0=http.extraHeader", "GIT_CONFIG_VALUE_0=Authorization: Basic " + basic}
+	if err := runGit(ctx, auth, "--git-dir", gitDir, "push", "--quiet", s.RepoURL(owner, name), commit+":refs/heads/"+branch); err != nil {
+		return fmt.Errorf("giteaserver: push %s to %s/%s: %w", commit, owner, name, err)
+	}
+	return s.waitNotEmpty(ctx, owner, name)
+}
+
+// runGit runs git with env added, without the user's or the system's
+// configuration and never prompting; its error carries git's stderr.
+func runGit(ctx context.Context, env []string, args ...string) error {
+	cmd := exec.CommandContext(ctx, "git", args...)
+	cmd.Env = append(append(os.Environ(), "GIT_CONFIG_GLOBAL=/dev/null", "GIT_CONFIG_NOSYSTEM=1", "GIT_TERMINAL_PROMPT=0"), env...)
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	if err := cmd.Run(); err != nil {
-		return fmt.Errorf("giteaserver: push %s to %s/%s: %v: %s", commit, owner, name, err, strings.TrimSpace(stderr.String()))
+		return fmt.Errorf("%v: %s", err, strings.TrimSpace(stderr.String()))
 	}
-	return s.waitNotEmpty(ctx, owner, name)
+	return nil
 }
 
 func (s *Server) waitNotEmpty(ctx context.Context, owner, name string) error {

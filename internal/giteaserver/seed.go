@@ -1,13 +1,11 @@
 package giteaserver
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"io"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"time"
@@ -58,23 +56,11 @@ func SeedRepo(ctx context.Context, stateDir, gitDir, commit, owner, name, branch
 		{"--git-dir", gitDir, "push", "--quiet", tmp, commit + ":refs/heads/" + branch},
 	}
 	for _, args := range steps {
-		if err := seedGit(ctx, args...); err != nil {
-			return fmt.Errorf("giteaserver: seed %s/%s: %w", owner, name, err)
+		if err := runGit(ctx, nil, args...); err != nil {
+			return fmt.Errorf("giteaserver: seed %s/%s: git %s: %w", owner, name, args[0], err)
 		}
 	}
 	return os.Rename(tmp, dst)
-}
-
-// seedGit runs git without the user's or the system's configuration.
-func seedGit(ctx context.Context, args ...string) error {
-	cmd := exec.CommandContext(ctx, "git", args...)
-	cmd.Env = append(os.Environ(), "GIT_CONFIG_GLOBAL=/dev/null", "GIT_CONFIG_NOSYSTEM=1", "GIT_TERMINAL_PROMPT=0")
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	if err := cmd.Run(); err != nil {
-		return fmt.Errorf("git %s: %v: %s", args[0], err, strings.TrimSpace(stderr.String()))
-	}
-	return nil
 }
 
 // AdoptRepo makes the repository SeedRepo wrote Gitea's, as the public
