@@ -112,7 +112,7 @@ func TestFrontendProxyConnectsAfreshForEachRequest(t *testing.T) {
 		t.Fatalf("the upstream accepted %d connections for %d requests, want one each", got, requests)
 	}
 
-	// No address: a 502 that says why, and no request upstream.
+	// No address: a 502 that says why.
 	none := httptest.NewServer(frontendProxy(func(context.Context) (string, error) {
 		return "", errors.New("the frontend Service shop-dev/frontend has no address now")
 	}, slog.New(slog.DiscardHandler)))
